@@ -1,0 +1,1 @@
+"""Pure epidemiological analytics on arrays and DataFrames (no Dash, no DuckDB, no I/O)."""

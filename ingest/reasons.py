@@ -1,0 +1,33 @@
+"""Reason codes for rejected records. Stable strings: operators filter the quarantine by them."""
+from __future__ import annotations
+
+REASONS: dict[str, str] = {
+    "payload_too_large": "the message or record is larger than ingest.max_payload_bytes",
+    "not_utf8": "the bytes are not valid UTF-8 text",
+    "malformed_json": "the text is not valid JSON",
+    "malformed_csv": "the CSV could not be parsed (ragged row, bad quoting, no header)",
+    "not_an_object": "a record must be a JSON object / a CSV row with a header",
+    "unknown_kind": "the file name or topic does not say which kind of record this is",
+    "missing_field": "a required field is absent or empty",
+    "unknown_field": "a field that the format does not define",
+    "wrong_type": "a field has the wrong type (e.g. text where a number is expected)",
+    "invalid_value": "a value outside the allowed set or range",
+    "non_finite_coordinate": "latitude or longitude is NaN or infinite",
+    "coordinate_out_of_range": "latitude outside -90..90 or longitude outside -180..180",
+    "outside_city": "the point lies outside the city boundary",
+    "invalid_h3": "not a valid H3 cell id",
+    "negative_count": "a count is negative",
+    "occupied_exceeds_total": "occupied beds/ICU/ventilators exceed the total",
+    "subtotal_exceeds_total": "a sub-total exceeds its total (e.g. COVID patients > occupied beds)",
+    "positive_exceeds_tested": "more positive tests than tests",
+    "future_timestamp": "the time is in the future (beyond the allowed clock skew)",
+    "timestamp_without_timezone": "a timestamp has no UTC offset",
+    "invalid_timestamp": "not an ISO 8601 timestamp",
+    "invalid_date": "not an ISO date (YYYY-MM-DD)",
+    "unknown_sensor": "the sensor is not registered",
+    "unknown_facility": "the facility is not registered",
+    "unknown_area": "the area is not registered",
+    "invalid_geometry": "the area geometry is not a valid polygon",
+    "topic_mismatch": "the id in the MQTT topic differs from the one in the payload",
+    "conflicting_duplicate": "same key as a stored record but different content; kept for a person to decide",
+}

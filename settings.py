@@ -1,0 +1,176 @@
+"""Deployment settings: config.yaml validated at start-up (pydantic v2, frozen, unknown keys rejected).
+
+A command centre must not start half-configured: any unknown key or bad value stops start-up with a
+message that names the key's full path (e.g. ``mqtt.port``). Secrets are never written in the file;
+the file names the environment variable that holds them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or invalid; the message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AreaLayer(_Strict):
+    kind: Literal["community", "precinct", "district"]
+    label: str
+    file: Path | None = None  # GeoJSON loaded through the file ingest path at start; None = already in the store
+
+
+class CityConfig(_Strict):
+    name: str = Field(min_length=1)
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")  # used in MQTT topics and file names
+    timezone: str = "UTC"
+    boundary_file: Path | None = None
+    area_layers: tuple[AreaLayer, ...] = ()
+
+
+class StoreConfig(_Strict):
+    path: Path = Path("var/pheoc.duckdb")
+    queue_size: int = Field(default=64, ge=1, le=10_000)  # bounded: producers wait rather than grow memory
+
+
+class IngestConfig(_Strict):
+    inbox: Path = Path("var/inbox")
+    watch_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    batch_max_rows: int = Field(default=5000, ge=1, le=1_000_000)
+    batch_max_ms: int = Field(default=200, ge=1, le=60_000)
+    max_payload_bytes: int = Field(default=65_536, ge=256)
+    # Clocks drift; a reading a few minutes "in the future" is a clock problem, not fabricated data.
+    max_future_skew_s: int = Field(default=300, ge=0, le=86_400)
+
+
+class MqttConfig(_Strict):
+    mode: Literal["embedded", "external", "off"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=0, le=65_535)  # 0 = pick a free port (embedded broker only)
+    topic_prefix: str = Field(default="pheoc/city", pattern=r"^[A-Za-z0-9_/-]+$")
+    client_id: str = "pheoc-ingest"
+    session_expiry_s: int = Field(default=7 * 86_400, ge=0)
+    username_env: str | None = None
+    password_env: str | None = None
+    tls: bool = False
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """Read the broker credentials from the environment variables the config names."""
+        return (os.environ.get(self.username_env) if self.username_env else None,
+                os.environ.get(self.password_env) if self.password_env else None)
+
+
+class MapConfig(_Strict):
+    basemap: Literal["offline", "tiles"] = "offline"
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    h3_resolution: int = Field(default=9, ge=7, le=10)
+    recent_days: int = Field(default=14, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _tiles_need_url(self):
+        if self.basemap == "tiles" and not self.tile_url:
+            raise ValueError("map.tile_url is required when map.basemap is 'tiles'")
+        return self
+
+
+class PrivacyConfig(_Strict):
+    # Counts below this are shown as "<k" to roles that may not see small counts (re-identification risk).
+    min_count: int = Field(default=5, ge=1, le=100)
+
+
+class WallConfig(_Strict):
+    refresh_s: int = Field(default=10, ge=1, le=3600)
+    rotation: tuple[str, ...] = ("/",)
+    rotation_s: int = Field(default=60, ge=5, le=3600)
+
+    @field_validator("rotation")
+    @classmethod
+    def _paths(cls, v):
+        for p in v:
+            if not p.startswith("/"):
+                raise ValueError(f"rotation entries are page paths starting with '/': {p!r}")
+        return v
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65_535)
+    secret_key_env: str = "PHEOC_SECRET_KEY"
+
+
+class DemoConfig(_Strict):
+    seed: int = 7
+    days: int = Field(default=120, ge=14, le=730)
+    workdir: Path = Path("var/demo")
+    simulator_interval_s: float = Field(default=2.0, gt=0)
+
+
+class Settings(_Strict):
+    city: CityConfig
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    mqtt: MqttConfig = MqttConfig()
+    map: MapConfig = MapConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    wall: WallConfig = WallConfig()
+    server: ServerConfig = ServerConfig()
+    demo: DemoConfig = DemoConfig()
+    base_dir: Path = PROJECT_ROOT  # relative paths in the file are relative to the file's folder
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path against the config file's folder."""
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def with_overrides(self, **sections) -> "Settings":
+        """A copy with whole sections replaced (tests and the demo command use this)."""
+        data = self.model_dump()
+        for name, value in sections.items():
+            data[name] = value.model_dump() if isinstance(value, BaseModel) else value
+        return Settings.model_validate(data)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"'{key}': {e['msg']}")
+    return "; ".join(lines)
+
+
+def parse_settings(mapping: object, base_dir: Path = PROJECT_ROOT) -> Settings:
+    """Validate a parsed config mapping; raise ConfigError naming each bad key."""
+    if not isinstance(mapping, dict):
+        raise ConfigError("config: the top level must be a mapping of sections")
+    try:
+        return Settings.model_validate({**mapping, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(f"config invalid: {_describe(exc)}") from None
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate a config file (default: config.yaml beside this module)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    try:
+        mapping = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return parse_settings(mapping, base_dir=path.resolve().parent)
