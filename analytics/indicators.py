@@ -47,6 +47,11 @@ ICU_OCCUPANCY = "icu_occupancy"
 COVID_BED_SHARE_7D = "covid_bed_share_7d"
 WEEK_OVER_WEEK_GROWTH = "week_over_week_growth"
 DOUBLING_TIME_DAYS = "doubling_time_days"
+# Indicators computed elsewhere that rulebooks may also refer to: R(t) from analytics.rt (last window's
+# posterior mean), wastewater_trend's percent_change and sensor_signal's ratio, under these names.
+RT = "rt"
+WASTEWATER_PERCENT_CHANGE = "wastewater_percent_change"
+SENSOR_WEEK_RATIO = "sensor_week_ratio"
 INDICATOR_COLUMNS: tuple[str, ...] = (
     CASES_PER_100K_7D_AVG,
     CASES_PER_100K_7D,

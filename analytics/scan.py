@@ -2,9 +2,10 @@
 
 Method: Kulldorff M, Heffernan R, Hartman J, Assunção R, Mostashari F (2005) "A space-time
 permutation scan statistic for disease outbreak detection", PLoS Medicine 2(3): e59 — the
-case-only statistic the NYC Department of Health and Mental Hygiene runs daily in SaTScan,
-including for COVID-19 (Greene et al. 2021, Emerging Infectious Diseases 27(5), radius and
-maximum temporal windows of 7 and 21 days).
+case-only statistic the NYC Department of Health and Mental Hygiene runs daily in SaTScan for
+reportable diseases. Its COVID-19 system (Greene et al. 2021, Emerging Infectious Diseases
+27(5)) scanned the same prospective cylinders with maximum temporal windows of 7 and 21 days
+(there with tests as denominators); both window lengths are a parameter here.
 
 Model
 -----

@@ -1,0 +1,357 @@
+"""pheoc: command-centre dashboard for public-health emergencies. The one place that wires things together.
+
+    python app.py serve  [--config PATH]            serve the dashboard with the configured ingestors
+    python app.py demo   [--seed N] [--days N]      build the demo city, ingest it, serve with a live simulator
+    python app.py ingest PATH [PATH ...]            one-shot ingest of files or folders
+
+One process owns the DuckDB file: the web server and the ingestors run here as threads.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash
+from dash import dcc, html
+from flask import jsonify
+
+from settings import PROJECT_ROOT, ConfigError, Settings, load_settings
+from store import Store
+from store import queries as q
+
+log = logging.getLogger("pheoc")
+
+
+# ---- the Dash app ------------------------------------------------------------------------------
+def _security_headers(app: dash.Dash, settings: Settings):
+    """Only this origin may serve scripts, styles, images and data; nobody may frame the app."""
+    script_hashes = " ".join(f"'{h}'" for h in app.csp_hashes())
+    img_src = "'self' data: blob:"
+    if settings.map.tile_url:
+        from urllib.parse import urlsplit
+        parts = urlsplit(settings.map.tile_url)
+        img_src += f" {parts.scheme}://{parts.netloc}"
+    csp = ("default-src 'self'; "
+           f"script-src 'self' {script_hashes}; "
+           # Dash and Plotly set inline styles on elements; style attributes are not script.
+           "style-src 'self' 'unsafe-inline'; "
+           f"img-src {img_src}; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+    def add_headers(response):
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-store")
+        return response
+    return add_headers
+
+
+def create_app(settings: Settings, store: Store, components: dict[str, Any] | None = None) -> dash.Dash:
+    """Build the Dash app around an open store. ``components`` (ingestors, broker) are shown in /healthz."""
+    from services.runtime import Runtime
+
+    app = dash.Dash(
+        __name__, use_pages=True, pages_folder=str(PROJECT_ROOT / "pages"),
+        assets_folder=str(PROJECT_ROOT / "assets"), title=f"pheoc · {settings.city.name}",
+        suppress_callback_exceptions=True, serve_locally=True, update_title=None,
+    )
+    runtime = Runtime(settings=settings, store=store, started_at=datetime.now(timezone.utc),
+                      components=components or {})
+    app.server.extensions["pheoc"] = runtime
+    app.layout = html.Div(className="shell", children=[
+        dcc.Location(id="url"),
+        html.Header(className="topbar", children=[
+            html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
+            html.Nav([dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
+                      for p in dash.page_registry.values()]),
+        ]),
+        html.Main(dash.page_container),
+    ])
+
+    @app.server.get("/healthz")
+    def healthz():
+        """For monitoring: counts and times only, nothing personal; reachable without a login."""
+        fresh = q.ingest_freshness(store)
+        sources = [{"channel": r.channel, "kind": r.kind,
+                    "last_record_at": None if r.last_record_at is None else str(r.last_record_at),
+                    "last_commit_at": None if r.last_commit_at is None else str(r.last_commit_at),
+                    "accepted": int(r.accepted), "rejected": int(r.rejected), "duplicate": int(r.duplicate),
+                    "conflicting": int(r.conflicting)} for r in fresh.itertuples(index=False)]
+        status = {name: c.health() for name, c in runtime.components.items() if hasattr(c, "health")}
+        return jsonify({
+            "status": "ok" if all(s.get("ok", True) for s in status.values()) else "degraded",
+            "time": datetime.now(timezone.utc).isoformat(),
+            "uptime_s": round((datetime.now(timezone.utc) - runtime.started_at).total_seconds(), 1),
+            "tables": store.table_counts(),
+            "sources": sources,
+            "components": status,
+        })
+
+    app.server.after_request(_security_headers(app, settings))
+    return app
+
+
+# ---- running -----------------------------------------------------------------------------------
+@dataclass
+class Services:
+    """Everything started for `serve`/`demo`, stopped in reverse order."""
+    store: Store
+    started: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for part in reversed(self.started):
+            try:
+                part.stop()
+            except Exception:  # stopping must go on for the rest
+                log.exception("stopping %s failed", part)
+        self.store.close()
+
+
+def _progress(prefix: str):
+    last = {"t": 0.0}
+
+    def report(step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last["t"] > 0.5:
+            last["t"] = now
+            pct = f"{done / total:4.0%}" if total else ""
+            print(f"[{prefix}] {step}: {done:,}/{total:,} {pct}", file=sys.stderr, flush=True)
+    return report
+
+
+def ingest_city_layers(settings: Settings, ingestor) -> None:
+    """Load the configured boundary and area layers through the file ingest path (idempotent)."""
+    layers = []
+    if settings.city.boundary_file:
+        layers.append((settings.path(settings.city.boundary_file), "boundary", "city.boundary_file"))
+    for i, layer in enumerate(settings.city.area_layers):
+        if layer.file:
+            layers.append((settings.path(layer.file), layer.kind, f"city.area_layers[{i}].file"))
+    for path, kind, key in layers:
+        if not path.exists():
+            raise ConfigError(f"config '{key}': file {path} does not exist "
+                              "(run `python app.py demo` for the demo city, or point it at your GeoJSON)")
+        result = ingestor.ingest_file(path, area_kind=kind)
+        if result.error:
+            raise ConfigError(f"config '{key}': {path} was rejected: {result.error}")
+
+
+def start_services(settings: Settings, *, simulator_manifest=None) -> Services:
+    from ingest.context import ContextProvider
+    from ingest.files import FileIngestor, InboxWatcher
+
+    store = Store(settings.path(settings.store.path), queue_size=settings.store.queue_size)
+    services = Services(store)
+    try:
+        contexts = ContextProvider(store, settings)
+        files = FileIngestor(store, contexts, batch_rows=settings.ingest.batch_max_rows)
+        ingest_city_layers(settings, files)
+        services.started.append(InboxWatcher(files, settings.path(settings.ingest.inbox),
+                                             settings.ingest.watch_interval_s).start())
+        if settings.mqtt.mode != "off":
+            _start_mqtt(settings, store, contexts, services, simulator_manifest)
+    except BaseException:
+        services.stop()
+        raise
+    return services
+
+
+def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, simulator_manifest) -> None:
+    from ingest.broker import EmbeddedBroker
+    from ingest.mqtt import MqttIngestor, MqttPublisher
+
+    mqtt = settings.mqtt
+    if mqtt.mode == "embedded":
+        broker = EmbeddedBroker(host="127.0.0.1", port=mqtt.port,
+                                data_dir=settings.path(settings.store.path).parent / "broker")
+        broker.start()
+        services.started.append(broker)
+        mqtt = mqtt.model_copy(update={"host": broker.host, "port": broker.port})
+    ingestor = MqttIngestor(store, contexts, mqtt, settings.ingest)
+    ingestor.start()
+    services.started.append(ingestor)
+    if simulator_manifest is not None:
+        from demo.simulator import LiveSimulator
+        publisher = MqttPublisher(mqtt.host, mqtt.port, client_id=f"{mqtt.client_id}-simulator")
+        publisher.start()
+        services.started.append(publisher)
+        simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed)
+        services.started.append(_Loop(simulator, settings.demo.simulator_interval_s))
+
+
+class _Loop:
+    """Runs a simulator's run(stop_event, interval) in a thread, with a stop() like the other parts."""
+
+    def __init__(self, simulator, interval_s: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=simulator.run, args=(self._stop, interval_s),
+                                        name="simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def serve(settings: Settings, services: Services) -> None:
+    from werkzeug.serving import run_simple
+
+    app = create_app(settings, services.store, {type(p).__name__: p for p in services.started})
+    print(f"pheoc serving {settings.city.name} at http://{settings.server.host}:{settings.server.port}",
+          file=sys.stderr, flush=True)
+    try:
+        # One process, several threads: DuckDB allows one read-write process (see ARCHITECTURE.md).
+        run_simple(settings.server.host, settings.server.port, app.server, threaded=True, use_reloader=False)
+    finally:
+        services.stop()
+
+
+# ---- commands ----------------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    settings = _load(args)
+    serve(settings, start_services(settings))
+    return 0
+
+
+def demo_settings(settings: Settings, workdir: Path) -> Settings:
+    """The demo keeps its own database and inbox under demo.workdir, so it never touches real data."""
+    city = settings.city.model_dump()
+    city["boundary_file"] = workdir / "city" / "boundary.geojson"
+    city["area_layers"] = [
+        {"kind": "community", "label": "Community area", "file": workdir / "city" / "communities.geojson"},
+        {"kind": "precinct", "label": "Police precinct", "file": workdir / "city" / "precincts.geojson"}]
+    store = settings.store.model_copy(update={"path": workdir / "pheoc-demo.duckdb"})
+    ingest = settings.ingest.model_copy(update={"inbox": workdir / "inbox"})
+    return settings.with_overrides(city=city, store=store, ingest=ingest)
+
+
+def build_demo(settings: Settings, seed: int, days: int) -> tuple[Settings, Any]:
+    """Write the demo city as files, then load them through the real file ingest path."""
+    from demo.files import write_demo
+    from ingest.context import ContextProvider
+    from ingest.files import FileIngestor
+
+    workdir = settings.path(settings.demo.workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)  # the demo is rebuilt from its seed every time
+    tz = ZoneInfo(settings.city.timezone)
+    now = datetime.now(tz)
+    manifest = write_demo(workdir, seed=seed, days=days, end_date=now.date(), now=now,
+                          h3_resolution=settings.map.h3_resolution, progress=_progress("demo"))
+    dsettings = demo_settings(settings, workdir)
+    with Store(dsettings.path(dsettings.store.path), queue_size=dsettings.store.queue_size) as store:
+        contexts = ContextProvider(store, dsettings)
+        files = FileIngestor(store, contexts, batch_rows=dsettings.ingest.batch_max_rows)
+        ingest_city_layers(dsettings, files)
+        results = files.ingest_paths([workdir / "inbox"], progress=_progress("ingest"))
+        for r in results:
+            print(f"[ingest] {r.path.name}: {r.result.accepted:,} stored, {r.result.rejected:,} rejected"
+                  + (f" ({r.error})" if r.error else ""), file=sys.stderr)
+        counts = store.table_counts()
+    print("[demo] rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v), file=sys.stderr)
+    # Move the loaded files out of the inbox, as the watcher would have.
+    processed = workdir / "inbox" / "processed"
+    processed.mkdir(exist_ok=True)
+    for f in (workdir / "inbox").iterdir():
+        if f.is_file():
+            shutil.move(str(f), processed / f.name)
+    return dsettings, manifest
+
+
+def cmd_demo(args) -> int:
+    settings = _load(args)
+    t0 = time.monotonic()
+    dsettings, manifest = build_demo(settings, args.seed if args.seed is not None else settings.demo.seed,
+                                     args.days if args.days is not None else settings.demo.days)
+    print(f"[demo] built and ingested in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    if args.no_serve:
+        return 0
+    serve(dsettings, start_services(dsettings, simulator_manifest=manifest))
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from ingest.context import ContextProvider
+    from ingest.files import FileIngestor
+
+    settings = _load(args)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    with Store(settings.path(settings.store.path), queue_size=settings.store.queue_size) as store:
+        contexts = ContextProvider(store, settings)
+        files = FileIngestor(store, contexts, batch_rows=settings.ingest.batch_max_rows)
+        results = files.ingest_paths([Path(p) for p in args.paths], progress=_progress("ingest"))
+    failed = 0
+    for r in results:
+        res = r.result
+        state = "already ingested" if res.skipped_file else (
+            f"{res.accepted:,} stored, {res.duplicate:,} duplicate, {res.conflicting:,} conflicting, "
+            f"{res.rejected:,} rejected")
+        print(f"{r.path}: {r.error or state}")
+        failed += bool(r.error)
+    return 1 if failed else 0
+
+
+def _load(args) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("--config", type=Path, default=None, help="config file (default: config.yaml)")
+        return p
+
+    p = with_config(sub.add_parser("serve", help="serve the dashboard with the configured ingestors",
+                                   description="Serve the dashboard at server.host:server.port with the inbox "
+                                   "watcher and the MQTT ingestor from the config."))
+    p.set_defaults(func=cmd_serve)
+    p = with_config(sub.add_parser("demo", help="build the demo city, ingest it and serve it with a live simulator",
+                                   description="Generate a Putrajaya-like demo city deterministically from a seed, "
+                                   "write it as ingest files, load them through the file ingest path into its own "
+                                   "database under demo.workdir, then serve it with a live MQTT simulator."))
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: demo.seed)")
+    p.add_argument("--days", type=int, default=None, help="days of epidemic history (default: demo.days)")
+    p.add_argument("--no-serve", action="store_true", help="build and ingest only")
+    p.set_defaults(func=cmd_demo)
+    p = with_config(sub.add_parser("ingest", help="one-shot ingest of files or folders",
+                                   description="Validate and store CSV/JSON/NDJSON/GeoJSON files (see "
+                                   "docs/ingest.md). Invalid records go to the quarantine table with a reason "
+                                   "code. Exit code 1 if a whole file was rejected."))
+    p.add_argument("paths", nargs="+", help="files or folders")
+    p.set_defaults(func=cmd_ingest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

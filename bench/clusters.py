@@ -1,0 +1,321 @@
+"""Benchmark the micro-cluster map: H3 aggregation + Getis-Ord Gi*, and the prospective scan.
+
+Run from the project root: ``python bench/clusters.py``. Prints ONE JSON line.
+
+A synthetic city is built deterministically: 1,000,000 people living at 250,000 address
+points in a 10 km x 10 km square (~100 km²) around lat 2.93, lng 101.69; 60% of the
+addresses sit in 40 Gaussian neighbourhoods of different sizes, the rest are spread evenly,
+and each neighbourhood has its own attack rate (spatial heterogeneity). 1,000,000 cases are
+drawn from those people over 365 days following a two-wave epidemic curve, plus a small
+planted outbreak in the last 5 days so the scan has something to find.
+
+(a) The last 14 days' cases are counted per H3 cell (resolution 9) with
+    ``analytics.cells.aggregate_cases_to_cells``, zero-filled over the city's cells, given
+    k-ring-1 neighbours (``analytics.hotspots.h3_neighbors``) and Gi* (``getis_ord(...,
+    star=True)``). Median of several runs, in ms; target <= 300 ms.
+(b) One prospective space-time permutation scan (``analytics.scan``) over the whole year
+    (the study period that fixes the expected counts) with windows of 1..21 days ending
+    today, 1 km maximum radius, 999 replications. Target <= 60 s on 2 cores.
+
+Baselines in the same run, written the straightforward way in pure Python:
+* Gi*: a loop over cells with dict look-ups of the neighbours' values (same formula) —
+  ``speedup_gi`` = its time / getis_ord's time, on the same values and neighbour dict;
+  their Z scores are checked to agree.
+* Scan: a loop over centres x radii x windows computing each cylinder's LLR on the observed
+  data (one data set, i.e. one "replication"), on ``BASELINE_CENTRES`` centres. Per unit =
+  per centre per data set; the vectorised figure is scan_s / ((R + 1) x centres) and
+  includes drawing the permuted data, which the baseline does not pay, so the speed-up is
+  conservative. Its best LLR over all centres is checked against the scan's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import h3  # noqa: E402
+
+from analytics.cells import aggregate_cases_to_cells, latlngs_to_cell_ints, ints_to_cells  # noqa: E402
+from analytics.hotspots import getis_ord, h3_neighbors  # noqa: E402
+from analytics.scan import (  # noqa: E402
+    DISTANCE_TIE_TOLERANCE_M,
+    latlng_to_local_xy_m,
+    prospective_space_time_scan,
+)
+
+SEED = 20240601
+CENTRE_LAT, CENTRE_LNG = 2.93, 101.69
+HALF_SIDE_M = 5_000.0  # a 10 km square: 100 km²
+METRES_PER_DEGREE_LAT = 111_195.0
+PEOPLE = 1_000_000
+ADDRESSES = 250_000  # ~4 people per address: geocoded cases share address points
+CASES = 1_000_000
+DAYS = 365
+FIRST_DAY = pd.Timestamp("2025-01-01")
+NEIGHBOURHOODS = 40
+CLUSTERED_ADDRESS_SHARE = 0.6
+OUTBREAK_CASES = 150
+OUTBREAK_DAYS = 5
+OUTBREAK_RADIUS_M = 300.0
+
+H3_RESOLUTION = 9
+GI_WINDOW_DAYS = 14
+GI_REPEATS = 5
+SCAN_MAX_WINDOW_DAYS = 21
+SCAN_RADIUS_M = 1_000.0
+SCAN_REPLICATIONS = 999
+SCAN_MIN_CASES = 2
+SCAN_MAX_CASE_SHARE = 0.5
+BASELINE_CENTRES = 200
+BASELINE_GI_REPEATS = 3
+
+TARGET_AGG_GI_MS = 300.0
+TARGET_SCAN_S = 60.0
+
+
+# ------------------------------------------------------------------------ synthetic city
+
+
+def _metres_to_latlng(x_m: np.ndarray, y_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lat = CENTRE_LAT + y_m / METRES_PER_DEGREE_LAT
+    lng = CENTRE_LNG + x_m / (METRES_PER_DEGREE_LAT * math.cos(math.radians(CENTRE_LAT)))
+    return lat, lng
+
+
+def synthetic_cases(rng: np.random.Generator) -> pd.DataFrame:
+    """1,000,000 geocoded cases (reported_date, lat, lng), all vectorised."""
+    hood_xy = rng.uniform(-0.8 * HALF_SIDE_M, 0.8 * HALF_SIDE_M, (NEIGHBOURHOODS, 2))
+    hood_sd_m = rng.uniform(150.0, 700.0, NEIGHBOURHOODS)
+    hood_size = rng.gamma(2.0, 1.0, NEIGHBOURHOODS)
+    hood_attack = rng.lognormal(0.0, 0.5, NEIGHBOURHOODS)  # some neighbourhoods hit harder
+
+    clustered = rng.random(ADDRESSES) < CLUSTERED_ADDRESS_SHARE
+    hood_of = np.where(clustered, rng.choice(NEIGHBOURHOODS, ADDRESSES, p=hood_size / hood_size.sum()), -1)
+    address_xy = rng.uniform(-HALF_SIDE_M, HALF_SIDE_M, (ADDRESSES, 2))
+    in_hood = hood_of >= 0
+    address_xy[in_hood] = hood_xy[hood_of[in_hood]] + rng.normal(size=(in_hood.sum(), 2)) * hood_sd_m[hood_of[in_hood], None]
+    address_xy = np.clip(address_xy, -HALF_SIDE_M, HALF_SIDE_M)
+    address_risk = np.where(in_hood, hood_attack[np.maximum(hood_of, 0)], 1.0)
+
+    person_address = rng.integers(0, ADDRESSES, PEOPLE)
+    person_risk = address_risk[person_address]
+    background = CASES - OUTBREAK_CASES
+    case_person = rng.choice(PEOPLE, background, p=person_risk / person_risk.sum())
+    case_xy = address_xy[person_address[case_person]]
+
+    day_index = np.arange(DAYS)
+    curve = (0.2 + np.exp(-0.5 * ((day_index - 90) / 25.0) ** 2)
+             + 0.7 * np.exp(-0.5 * ((day_index - 270) / 35.0) ** 2))
+    case_day = rng.choice(DAYS, background, p=curve / curve.sum())
+
+    # Planted outbreak: extra cases at addresses within 300 m of one point, last 5 days.
+    near = np.flatnonzero(np.hypot(*(address_xy - hood_xy[0]).T) <= OUTBREAK_RADIUS_M)
+    outbreak_xy = address_xy[rng.choice(near, OUTBREAK_CASES)]
+    outbreak_day = rng.integers(DAYS - OUTBREAK_DAYS, DAYS, OUTBREAK_CASES)
+
+    xy = np.vstack([case_xy, outbreak_xy])
+    lat, lng = _metres_to_latlng(xy[:, 0], xy[:, 1])
+    days = np.concatenate([case_day, outbreak_day])
+    return pd.DataFrame({
+        "reported_date": FIRST_DAY + pd.to_timedelta(days, unit="D"),
+        "lat": lat,
+        "lng": lng,
+    })
+
+
+# ------------------------------------------------------------------- (a) aggregation + Gi*
+
+
+def hotspot_pipeline(cases: pd.DataFrame, city_cells: pd.Index, start: pd.Timestamp,
+                     end: pd.Timestamp) -> tuple[pd.Series, dict, pd.DataFrame, dict[str, float]]:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    per_cell = aggregate_cases_to_cells(cases, start, end, resolution=H3_RESOLUTION)
+    values = per_cell["cases"].reindex(city_cells, fill_value=0).astype(np.float64)
+    t1 = time.perf_counter()
+    neighbours = h3_neighbors(city_cells, k=1)
+    t2 = time.perf_counter()
+    gi_star = getis_ord(values, neighbours, star=True)
+    t3 = time.perf_counter()
+    timings.update(aggregate_ms=(t1 - t0) * 1e3, neighbours_ms=(t2 - t1) * 1e3, gi_ms=(t3 - t2) * 1e3,
+                   total_ms=(t3 - t0) * 1e3)
+    return values, neighbours, gi_star, timings
+
+
+def gi_star_pure_python(values: dict[str, float], neighbours: dict[str, list[str]]) -> dict[str, float]:
+    """Baseline: Gi* Z per cell, one cell at a time (binary weights, self included)."""
+    n = len(values)
+    total = sum(values.values())
+    mean = total / n
+    variance = sum(v * v for v in values.values()) / n - mean * mean
+    z_scores = {}
+    for cell, own in values.items():
+        neighbour_sum = own
+        weight = 1.0
+        for other in neighbours[cell]:
+            neighbour_sum += values[other]
+            weight += 1.0
+        g = neighbour_sum / total
+        expected = weight / n
+        var_g = weight * (n - weight) / (n - 1) / (n * n) * variance / (mean * mean)
+        z_scores[cell] = (g - expected) / math.sqrt(var_g)
+    return z_scores
+
+
+# ------------------------------------------------------------------------------ (b) scan
+
+
+def cases_to_cell_day_counts(cases: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(cell ids, centroids lat/lng (n x 2), counts (n x DAYS)) over the whole year."""
+    cell_ints = latlngs_to_cell_ints(cases["lat"].to_numpy(), cases["lng"].to_numpy(), H3_RESOLUTION)
+    unique_cells, codes = np.unique(cell_ints, return_inverse=True)
+    days = (cases["reported_date"] - FIRST_DAY).dt.days.to_numpy()
+    counts = np.bincount(codes * DAYS + days, minlength=unique_cells.size * DAYS).reshape(-1, DAYS)
+    ids = ints_to_cells(unique_cells)
+    centroids = np.array([h3.cell_to_latlng(cell) for cell in ids])
+    return ids, centroids, counts
+
+
+def scan_pure_python(xy: np.ndarray, counts: np.ndarray, centres: range) -> float:
+    """Baseline: best LLR over centres x radii x windows, plain loops, observed data only."""
+    n, n_days = counts.shape
+    total = int(counts.sum())
+    zone_total = counts.sum(axis=1).tolist()
+    day_total = counts.sum(axis=0).tolist()
+    window_day_total = []
+    running = 0
+    for w in range(SCAN_MAX_WINDOW_DAYS):
+        running += day_total[n_days - 1 - w]
+        window_day_total.append(running)
+    recent = counts[:, n_days - SCAN_MAX_WINDOW_DAYS:].tolist()
+    points = xy.tolist()
+    best = 0.0
+    for centre in centres:
+        cx, cy = points[centre]
+        by_distance = sorted((math.hypot(px - cx, py - cy), j) for j, (px, py) in enumerate(points))
+        circle_cases = [0] * SCAN_MAX_WINDOW_DAYS
+        circle_total = 0
+        for position, (distance, j) in enumerate(by_distance):
+            if distance > SCAN_RADIUS_M:
+                break
+            circle_total += zone_total[j]
+            row = recent[j]
+            running = 0
+            for w in range(SCAN_MAX_WINDOW_DAYS):
+                running += row[SCAN_MAX_WINDOW_DAYS - 1 - w]
+                circle_cases[w] += running
+            last_of_tie = (position + 1 == n
+                           or by_distance[position + 1][0] > distance + DISTANCE_TIE_TOLERANCE_M)
+            if not last_of_tie:
+                continue
+            if circle_total > SCAN_MAX_CASE_SHARE * total:
+                break
+            for w in range(SCAN_MAX_WINDOW_DAYS):
+                observed = circle_cases[w]
+                expected = circle_total * window_day_total[w] / total
+                if observed <= expected or observed < SCAN_MIN_CASES:
+                    continue
+                llr = (observed * math.log(observed / expected)
+                       + (total - observed) * math.log((total - observed) / (total - expected)))
+                best = max(best, llr)
+    return best
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    rng = np.random.default_rng(SEED)
+    t0 = time.perf_counter()
+    cases = synthetic_cases(rng)
+    generate_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    cell_ids, centroids, counts = cases_to_cell_day_counts(cases)
+    cell_day_counts_s = time.perf_counter() - t0
+    city_cells = pd.Index(cell_ids, name="h3_cell")
+
+    # (a) aggregation + Gi* for the last 14 days, median of a few runs
+    end = FIRST_DAY + pd.Timedelta(days=DAYS - 1)
+    start = end - pd.Timedelta(days=GI_WINDOW_DAYS - 1)
+    runs = [hotspot_pipeline(cases, city_cells, start, end) for _ in range(GI_REPEATS)]
+    values, neighbours, gi_star, _ = runs[-1]
+    agg_gi_ms = statistics.median(r[3]["total_ms"] for r in runs)
+    gi_ms = statistics.median(r[3]["gi_ms"] for r in runs)
+    aggregate_ms = statistics.median(r[3]["aggregate_ms"] for r in runs)
+    neighbours_ms = statistics.median(r[3]["neighbours_ms"] for r in runs)
+
+    value_dict = values.to_dict()
+    baseline_gi_times = []
+    for _ in range(BASELINE_GI_REPEATS):
+        t0 = time.perf_counter()
+        baseline_z = gi_star_pure_python(value_dict, neighbours)
+        baseline_gi_times.append((time.perf_counter() - t0) * 1e3)
+    baseline_gi_ms = statistics.median(baseline_gi_times)
+    gi_max_abs_z_diff = float(np.max(np.abs(gi_star["Z"].to_numpy() - np.array([baseline_z[c] for c in city_cells]))))
+
+    # (b) prospective scan with 999 replications
+    t0 = time.perf_counter()
+    result = prospective_space_time_scan(
+        cell_ids, counts, lat_lng_deg=centroids, max_radius_m=SCAN_RADIUS_M,
+        max_case_share=SCAN_MAX_CASE_SHARE, max_window_days=SCAN_MAX_WINDOW_DAYS,
+        replications=SCAN_REPLICATIONS, min_cases=SCAN_MIN_CASES, seed=SEED)
+    scan_s = time.perf_counter() - t0
+
+    xy = latlng_to_local_xy_m(centroids[:, 0], centroids[:, 1])
+    n_centres = min(BASELINE_CENTRES, len(cell_ids))
+    t0 = time.perf_counter()
+    scan_pure_python(xy, counts, range(n_centres))
+    baseline_scan_s = time.perf_counter() - t0
+    baseline_per_centre_ms = baseline_scan_s / n_centres * 1e3
+    vector_per_centre_ms = scan_s / ((SCAN_REPLICATIONS + 1) * len(cell_ids)) * 1e3
+    # Correctness check on all centres (one data set, so affordable even in pure Python).
+    baseline_best_llr = scan_pure_python(xy, counts, range(len(cell_ids)))
+    top = result.clusters[0] if result.clusters else None
+
+    print(json.dumps({
+        "cases": int(len(cases)),
+        "cells": int(len(cell_ids)),
+        "agg_gi_ms": round(agg_gi_ms, 1),
+        "scan_s": round(scan_s, 2),
+        "speedup_gi": round(baseline_gi_ms / gi_ms, 1),
+        "speedup_scan": round(baseline_per_centre_ms / vector_per_centre_ms, 1),
+        "agg_gi_target_ms": TARGET_AGG_GI_MS,
+        "agg_gi_target_met": agg_gi_ms <= TARGET_AGG_GI_MS,
+        "scan_target_s": TARGET_SCAN_S,
+        "scan_target_met": scan_s <= TARGET_SCAN_S,
+        "aggregate_ms": round(aggregate_ms, 1),
+        "neighbours_ms": round(neighbours_ms, 1),
+        "gi_ms": round(gi_ms, 2),
+        "baseline_gi_ms": round(baseline_gi_ms, 1),
+        "gi_max_abs_z_diff": gi_max_abs_z_diff,
+        "window_cases_gi": int(values.sum()),
+        "scan_replications": SCAN_REPLICATIONS,
+        "scan_per_centre_per_dataset_us": round(vector_per_centre_ms * 1e3, 2),
+        "baseline_scan_per_centre_per_dataset_us": round(baseline_per_centre_ms * 1e3, 1),
+        "baseline_scan_centres": n_centres,
+        "scan_llr_matches_baseline": bool(top is not None and math.isclose(top.llr, baseline_best_llr, rel_tol=1e-9)),
+        "top_cluster": None if top is None else {
+            "radius_m": round(top.radius_m, 1), "locations": len(top.location_ids),
+            "start_day": top.start_day, "observed": top.observed, "expected": round(top.expected, 1),
+            "llr": round(top.llr, 2), "p": top.p_value,
+            "recurrence_interval_days": round(top.recurrence_interval_days, 1)},
+        "clusters_p_lt_005": sum(c.p_value < 0.05 for c in result.clusters),
+        "generate_s": round(generate_s, 2),
+        "cell_day_counts_s": round(cell_day_counts_s, 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

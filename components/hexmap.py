@@ -1,0 +1,78 @@
+"""Offline city map: H3 hexagons and area outlines drawn on plain lng/lat axes.
+
+The default needs no tiles, fonts or scripts from outside the machine (command centres run on
+closed networks), so it is a Cartesian Plotly figure with equal ground scale: one degree of
+longitude is cos(latitude) of a degree of latitude.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from components.theme import MUTED, SEQUENTIAL, base_layout
+from geo.cells import cell_to_boundary_lnglat
+
+
+def _bins(values: np.ndarray, n: int) -> np.ndarray:
+    """Quantile-like bin edges so a few very hot cells do not wash out the rest."""
+    top = max(float(values.max()) if len(values) else 1.0, 1.0)
+    return np.unique(np.ceil(np.geomspace(1, top + 1, n + 1))).astype(int)
+
+
+def _rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
+    xs: list = []
+    ys: list = []
+    for ring in rings:
+        xs.extend([p[0] for p in ring] + [None])
+        ys.extend([p[1] for p in ring] + [None])
+    return xs, ys
+
+
+def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: int, title: str = "",
+                   value_label: str = "cases", height: int | None = None) -> go.Figure:
+    """cells: h3_cell, value. outlines: dicts with name, kind, rings (lng,lat). Counts < min_count show as '<k'."""
+    fig = go.Figure()
+    values = cells["value"].to_numpy() if len(cells) else np.array([])
+    edges = _bins(values, len(SEQUENTIAL))
+    centres_x, centres_y, hover = [], [], []
+    for i in range(len(edges) - 1 if len(edges) > 1 else 0):
+        lo, hi = edges[i], edges[i + 1]
+        sel = cells[(cells["value"] >= lo) & ((cells["value"] < hi) | (i == len(edges) - 2))]
+        if sel.empty:
+            continue
+        rings = [cell_to_boundary_lnglat(c) for c in sel["h3_cell"]]
+        xs, ys = _rings_xy(rings)
+        colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
+        shown = f"<{min_count}" if hi <= min_count else f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}"
+        fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
+                                 fillcolor=colour, name=f"{shown} {value_label}", hoverinfo="skip"))
+        for ring, cell, v in zip(rings, sel["h3_cell"], sel["value"]):
+            centres_x.append(sum(p[0] for p in ring[:-1]) / (len(ring) - 1))
+            centres_y.append(sum(p[1] for p in ring[:-1]) / (len(ring) - 1))
+            hover.append(f"{value_label}: {('<' + str(min_count)) if v < min_count else int(v)}<br>cell {cell}")
+    for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):
+        rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
+        if rings:
+            xs, ys = _rings_xy(rings)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
+                                     else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
+    if centres_x:
+        fig.add_trace(go.Scatter(x=centres_x, y=centres_y, mode="markers", marker=dict(size=8, opacity=0),
+                                 hovertext=hover, hoverinfo="text", showlegend=False, name="cells"))
+    labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]
+    if labels:
+        fig.add_trace(go.Scatter(x=[o["label_lng"] for o in labels], y=[o["label_lat"] for o in labels],
+                                 mode="text", text=[o["name"] for o in labels], textfont=dict(color=MUTED, size=12),
+                                 hoverinfo="skip", showlegend=False))
+    all_y = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
+    lat0 = (min(all_y) + max(all_y)) / 2
+    fig.update_layout(**base_layout(title=title, showlegend=True, height=height,
+                                    margin=dict(l=10, r=10, t=40 if title else 10, b=10)))
+    fig.update_xaxes(visible=False)
+    # Equal ground distance on both axes at the city's latitude.
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1 / math.cos(math.radians(lat0)))
+    return fig

@@ -1,0 +1,1 @@
+"""One module per screen (Dash Pages); layouts build nothing heavy at import."""

@@ -1,0 +1,7 @@
+"""Component ids shared between layouts, callbacks and browser tests."""
+OVERVIEW_REFRESH = "overview-refresh"
+OVERVIEW_KPIS = "overview-kpis"
+OVERVIEW_MAP = "overview-map"
+OVERVIEW_TREND = "overview-trend"
+OVERVIEW_FRESHNESS = "overview-freshness"
+OVERVIEW_ASOF = "overview-asof"
