@@ -368,7 +368,8 @@ def _parse_selector(
             indicator_path = f"{path}.thresholds.{indicator}"
             if indicator not in indicator_names:
                 raise RulebookError(
-                    f"{indicator_path}: unknown indicator (declare it under indicators: {list(indicator_names)})"
+                    f"{indicator_path}: unknown indicator "
+                    f"(declare it under indicators: {list(indicator_names)})"
                 )
             thresholds.extend(_parse_thresholds(indicator_thresholds, indicator, level_ids, indicator_path))
         unassessed = [name for name in indicator_names if name not in raw_thresholds]

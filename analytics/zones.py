@@ -392,7 +392,8 @@ def assess_area(
             f"{tier} ({population_tier.id}): 7-day positivity above {rule.positivity_above:.1%} for "
             f"{rulebook.persistence_days} days (today {positivity_streak[-1]:.2%}) and "
             f"{case_rate:.1f} daily cases per 100k (>= {rule.min_daily_cases_per_100k:g})"
-            + (f" and {cases_avg:.1f} daily cases (>= {needed:g})" if needed is not None else ""),
+            + (f" and {cases_avg:.1f} daily cases (>= {needed:g})" if needed is not None else "")
+            + (f"; not {'; not '.join(why_not)}" if why_not else ""),
         )
     return result(None, "no zone: " + "; ".join(why_not))
 

@@ -56,6 +56,15 @@ def kind_from_name(name: str) -> str | None:
     return KIND_BY_PLURAL.get(first)
 
 
+# A GeoJSON layer's features take their kind from the file name when they do not carry one.
+AREA_KIND_BY_NAME = {"boundary": "boundary", "city": "boundary", "communities": "community", "community": "community",
+                     "precincts": "precinct", "precinct": "precinct", "districts": "district", "district": "district"}
+
+
+def area_kind_from_name(name: str) -> str | None:
+    return AREA_KIND_BY_NAME.get(re.split(r"[-_.\s]", name.lower(), maxsplit=1)[0])
+
+
 def _records(data: bytes, name: str, kind: str, area_kind: str | None) -> Iterator[tuple[dict, bytes, bool]]:
     """Yield (record, raw bytes of that record, from_text) from a file's bytes, or raise FileRejected."""
     try:
@@ -98,6 +107,7 @@ def _records(data: bytes, name: str, kind: str, area_kind: str | None) -> Iterat
     except json.JSONDecodeError as exc:
         raise FileRejected("malformed_json", str(exc)) from None
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        area_kind = area_kind or area_kind_from_name(name)
         for feature in doc.get("features") or []:
             props = dict((feature or {}).get("properties") or {})
             if area_kind and "kind" not in props:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -118,9 +119,12 @@ def test_given_cells_are_used_and_lat_lng_fills_the_rest() -> None:
 
 def test_date_objects_strings_and_timezones_are_accepted() -> None:
     cases = _cases([(CELL_A, "2020-10-01"), (CELL_A, "2020-10-02")])
-    import datetime as dt
 
     assert aggregate_cases_to_cells(cases, dt.date(2020, 10, 2), dt.date(2020, 10, 2))["cases"].sum() == 1
+    as_dates = cases.assign(reported_date=[dt.date(2020, 10, 1), dt.date(2020, 10, 2)])
+    assert aggregate_cases_to_cells(as_dates, "2020-10-01", "2020-10-01")["cases"].sum() == 1
+    as_text = cases.assign(reported_date=["2020-10-01", "2020-10-02T08:30:00"])
+    assert aggregate_cases_to_cells(as_text, "2020-10-02", "2020-10-02")["cases"].sum() == 1
     aware = cases.assign(reported_date=cases["reported_date"].dt.tz_localize("America/New_York"))
     assert aggregate_cases_to_cells(aware, "2020-10-01", "2020-10-01")["cases"].sum() == 1
 

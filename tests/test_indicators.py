@@ -90,7 +90,8 @@ def test_zero_denominators_give_nan_not_inf():
     )
     result = daily_indicators(frame, population=50_000)
     last = result.iloc[-1]
-    for column in (TEST_POSITIVITY_7D, BED_OCCUPANCY, ICU_OCCUPANCY, COVID_BED_SHARE_7D, WEEK_OVER_WEEK_GROWTH):
+    ratios = (TEST_POSITIVITY_7D, BED_OCCUPANCY, ICU_OCCUPANCY, COVID_BED_SHARE_7D, WEEK_OVER_WEEK_GROWTH)
+    for column in ratios:
         assert math.isnan(last[column]), column
     assert math.isnan(last[DOUBLING_TIME_DAYS])
     assert not np.isinf(result.drop(columns=[DOUBLING_TIME_DAYS]).to_numpy(dtype=float)).any()
@@ -112,7 +113,12 @@ def test_admissions_per_100k_is_a_weekly_total():
 
 def test_occupancy_is_occupied_over_total():
     frame = pd.DataFrame(
-        {"beds_total": [200, 200], "beds_occupied": [150, 170], "icu_total": [20, 20], "icu_occupied": [15, 19]},
+        {
+            "beds_total": [200, 200],
+            "beds_occupied": [150, 170],
+            "icu_total": [20, 20],
+            "icu_occupied": [15, 19],
+        },
         index=days(2),
     )
     result = daily_indicators(frame, population=1_000)

@@ -1,0 +1,51 @@
+"""Shared fixtures: real DuckDB files and config files on tmp_path, and one small demo city per session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A file under ../shared/data; a missing one fails the test (CI must have it), never skips it."""
+    path = SHARED_DATA.joinpath(*parts)
+    assert path.exists(), f"shared reference data missing: {path}"
+    return path
+
+
+def write_config(folder: Path, **sections) -> Path:
+    """Write a config file for a test city in ``folder`` (sections override the defaults) and return its path."""
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base["store"]["path"] = str(folder / "pheoc.duckdb")
+    base["ingest"]["inbox"] = str(folder / "inbox")
+    base["demo"]["workdir"] = str(folder / "demo")
+    base["mqtt"]["mode"] = "off"
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+@pytest.fixture
+def settings_factory(tmp_path):
+    def make(**sections) -> Settings:
+        return load_settings(write_config(tmp_path, **sections))
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_city(tmp_path_factory):
+    """A 40-day demo city built and ingested through the real file path (shared by read-only tests)."""
+    from app import build_demo
+
+    folder = tmp_path_factory.mktemp("demo_city")
+    settings = load_settings(write_config(folder))
+    dsettings, manifest = build_demo(settings, seed=11, days=40)
+    return dsettings, manifest
