@@ -100,7 +100,8 @@ def latlngs_to_cell_ints(lat: np.ndarray, lng: np.ndarray, resolution: int) -> n
     lng = np.asarray(lng, dtype=np.float64)
     bad = ~(np.isfinite(lat) & np.isfinite(lng) & (np.abs(lat) <= 90.0) & (np.abs(lng) <= 180.0))
     if np.any(bad):
-        raise ValueError(f"{int(bad.sum())} row(s) have a missing or out-of-range lat/lng (first at position {int(np.flatnonzero(bad)[0])})")
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{int(bad.sum())} row(s) have a missing or out-of-range lat/lng (first at position {first})")
     codes, unique_points = pd.factorize(lat + 1j * lng)
     unique_cells = np.fromiter(
         map(h3_int.latlng_to_cell, unique_points.real.tolist(), unique_points.imag.tolist(), repeat(resolution)),
@@ -380,6 +381,7 @@ def split_to_children(values: pd.Series, resolution: int, weights: pd.Series | N
             raise ValueError("weights must be >= 0")
     sibling_totals = pd.Series(child_weights).groupby(parent_index.to_numpy()).transform("sum").to_numpy()
     sibling_counts = pd.Series(child_weights).groupby(parent_index.to_numpy()).transform("size").to_numpy()
-    shares = np.where(sibling_totals > 0, child_weights / np.where(sibling_totals > 0, sibling_totals, 1.0), 1.0 / sibling_counts)
+    weighted = sibling_totals > 0
+    shares = np.where(weighted, child_weights / np.where(weighted, sibling_totals, 1.0), 1.0 / sibling_counts)
     parent_values = values.reindex(parent_index).to_numpy(dtype=np.float64)
     return pd.Series(parent_values * shares, index=child_index, name=values.name)

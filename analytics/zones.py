@@ -116,7 +116,8 @@ class ZoneRulebook:
         for tier in self.population_tiers:
             if county_population is not None and county_population >= tier.min_county_population:
                 return tier
-            if city_population is not None and tier.min_city_population is not None and city_population >= tier.min_city_population:
+            city_minimum = tier.min_city_population
+            if city_population is not None and city_minimum is not None and city_population >= city_minimum:
                 return tier
         return self.population_tiers[-1]
 
@@ -139,7 +140,8 @@ def parse_zone_rulebook(mapping: Mapping[str, Any]) -> ZoneRulebook:
     """Validate a rulebook mapping (e.g. from yaml.safe_load) into a :class:`ZoneRulebook`."""
     _check_keys(mapping, _RULEBOOK_KEYS, "")
     zone_tiers = tuple(_require(mapping, "zone_tiers", list, ""))
-    if len(zone_tiers) == 0 or len(set(zone_tiers)) != len(zone_tiers) or not all(isinstance(t, str) and t for t in zone_tiers):
+    names_ok = all(isinstance(t, str) and t for t in zone_tiers)
+    if len(zone_tiers) == 0 or len(set(zone_tiers)) != len(zone_tiers) or not names_ok:
         raise RulebookError("zone_tiers: must be a non-empty list of distinct names")
     window_days = _positive_int(mapping, "window_days", "")
     persistence_days = _positive_int(mapping, "persistence_days", "")
@@ -155,7 +157,10 @@ def parse_zone_rulebook(mapping: Mapping[str, Any]) -> ZoneRulebook:
     if minima != sorted(minima, reverse=True):
         raise RulebookError("tiers_by_population: list the most populous tier first (min_county_population decreasing)")
     if minima[-1] != 0:
-        raise RulebookError(f"tiers_by_population[{len(minima) - 1}].min_county_population: the last tier must start at 0 so every area has one")
+        raise RulebookError(
+            f"tiers_by_population[{len(minima) - 1}].min_county_population: "
+            "the last tier must start at 0 so every area has one"
+        )
     if len({t.id for t in population_tiers}) != len(population_tiers):
         raise RulebookError("tiers_by_population: ids must be distinct")
 
@@ -166,7 +171,9 @@ def parse_zone_rulebook(mapping: Mapping[str, Any]) -> ZoneRulebook:
             raise RulebookError(f"rings.{core_tier}: not one of zone_tiers {list(zone_tiers)}")
         if not isinstance(raw_list, list):
             raise RulebookError(f"rings.{core_tier}: must be a list")
-        rules = tuple(_parse_ring(raw, zone_tiers, core_tier, f"rings.{core_tier}[{i}].") for i, raw in enumerate(raw_list))
+        rules = tuple(
+            _parse_ring(raw, zone_tiers, core_tier, f"rings.{core_tier}[{i}].") for i, raw in enumerate(raw_list)
+        )
         rings.append((core_tier, rules))
 
     return ZoneRulebook(
@@ -194,7 +201,9 @@ def _parse_population_tier(raw: Any, zone_tiers: tuple[str, ...], path: str) -> 
     missing = [t for t in zone_tiers if t not in raw_thresholds]
     extra = [t for t in raw_thresholds if t not in zone_tiers]
     if missing or extra:
-        raise RulebookError(f"{path}thresholds: needs exactly the zone_tiers {list(zone_tiers)} (missing {missing}, unknown {extra})")
+        raise RulebookError(
+            f"{path}thresholds: needs exactly the zone_tiers {list(zone_tiers)} (missing {missing}, unknown {extra})"
+        )
     thresholds = tuple(_parse_threshold(raw_thresholds[t], t, f"{path}thresholds.{t}.") for t in zone_tiers)
     for lower, higher in zip(thresholds, thresholds[1:]):
         if higher.positivity_above <= lower.positivity_above:
@@ -226,7 +235,8 @@ def _parse_threshold(raw: Any, tier: str, path: str) -> TierThreshold:
         if not isinstance(band, Mapping):
             raise RulebookError(f"{band_path.rstrip('.')}: must be a mapping")
         _check_keys(band, _MIN_CASES_KEYS, band_path)
-        bands.append(MinDailyCases(_non_negative_int(band, "min_area_population", band_path), _number(band, "cases", band_path)))
+        minimum_population = _non_negative_int(band, "min_area_population", band_path)
+        bands.append(MinDailyCases(minimum_population, _number(band, "cases", band_path)))
     bands.sort(key=lambda b: b.min_area_population, reverse=True)
     if bands and bands[-1].min_area_population != 0:
         raise RulebookError(f"{path}min_daily_cases: one band must start at min_area_population 0")
@@ -378,14 +388,18 @@ def assess_area(
         # NaN (no tests, or a day missing) compares False: it breaks the streak.
         days_above = int(np.sum(positivity_streak > rule.positivity_above))
         if days_above < rulebook.persistence_days:
-            why_not.append(f"{tier}: positivity above {rule.positivity_above:.1%} on {days_above}/{rulebook.persistence_days} days")
+            why_not.append(
+                f"{tier}: positivity above {rule.positivity_above:.1%} on {days_above}/{rulebook.persistence_days} days"
+            )
             continue
         if not case_rate >= rule.min_daily_cases_per_100k:
             why_not.append(f"{tier}: {case_rate:.1f} daily cases per 100k < {rule.min_daily_cases_per_100k:g}")
             continue
         needed = _min_daily_cases(rule, area_population)
         if needed is not None and not cases_avg >= needed:
-            why_not.append(f"{tier}: {cases_avg:.1f} daily cases < minimum {needed:g} for {area_population:,.0f} residents")
+            why_not.append(
+                f"{tier}: {cases_avg:.1f} daily cases < minimum {needed:g} for {area_population:,.0f} residents"
+            )
             continue
         return result(
             tier,
@@ -488,8 +502,11 @@ def zones_from_clusters(
     return _resolve_overlaps(drafts, rulebook)
 
 
-def _zone(cluster_id: str, role: str, tier: str, cells: tuple[str, ...], reason: str, rulebook: ZoneRulebook, as_of: pd.Timestamp) -> Zone:
-    return Zone(f"{cluster_id}:{role}", cluster_id, role, tier, cells, reason, rulebook.id, rulebook.version, as_of.date())
+def _zone(
+    cluster_id: str, role: str, tier: str, cells: tuple[str, ...], reason: str, rulebook: ZoneRulebook, as_of: pd.Timestamp
+) -> Zone:
+    zone_id = f"{cluster_id}:{role}"
+    return Zone(zone_id, cluster_id, role, tier, cells, reason, rulebook.id, rulebook.version, as_of.date())
 
 
 def _common_resolution(cells: Sequence[str], cluster_id: str) -> int:
@@ -550,16 +567,22 @@ def update_zone_history(
 
     A zone goes up at once, but goes down or ends only at a review, which falls
     ``review_days`` after it entered its tier or was last reviewed. Between reviews a
-    zone the data no longer supports simply stays (no event). Fold the events into the
-    zones in force with :func:`apply_zone_events`.
+    zone the data no longer supports simply stays (no event), and its cells change only
+    when an event redraws them. Fold the events into the zones in force with
+    :func:`apply_zone_events`.
     """
     as_of_date = pd.Timestamp(as_of).date()
     previous = {zone.zone_id: zone for zone in previous_zones}
     proposed = {zone.zone_id: zone for zone in new_assessment}
     events: list[ZoneEvent] = []
 
-    def event(kind: str, zone: Zone, tier: str | None, previous_tier: str | None, cells: tuple[str, ...], reason: str) -> ZoneEvent:
-        return ZoneEvent(kind, zone.zone_id, zone.cluster_id, as_of_date, tier, previous_tier, cells, reason, rulebook.id, rulebook.version)
+    def event(
+        kind: str, zone: Zone, tier: str | None, previous_tier: str | None, cells: tuple[str, ...], reason: str
+    ) -> ZoneEvent:
+        return ZoneEvent(
+            kind, zone.zone_id, zone.cluster_id, as_of_date, tier, previous_tier, cells, reason,
+            rulebook.id, rulebook.version,
+        )
 
     for zone_id, new in proposed.items():
         if zone_id not in previous:
@@ -577,13 +600,13 @@ def update_zone_history(
             continue  # held until its review, whatever the data says today
         if new is None:
             events.append(event("lifted", old, None, old.tier, old.cells,
-                                f"lifted at the {days_since}-day review: no longer meets any zone criteria"))
+                                f"lifted at the {days_since}-day review: today's assessment no longer proposes it"))
         elif new.tier == old.tier:
             events.append(event("reviewed", old, old.tier, old.tier, new.cells,
                                 f"kept {old.tier} at the {days_since}-day review: {new.reason}"))
         else:
-            events.append(event("reviewed", old, new.tier, old.tier, new.cells,
-                                f"stepped down from {old.tier} to {new.tier} at the {days_since}-day review: {new.reason}"))
+            reason = f"stepped down from {old.tier} to {new.tier} at the {days_since}-day review: {new.reason}"
+            events.append(event("reviewed", old, new.tier, old.tier, new.cells, reason))
     return events
 
 

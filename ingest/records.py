@@ -129,6 +129,7 @@ def _one_of(*allowed: str) -> Parser:
         if v not in allowed:
             raise Reject("invalid_value", f"{name} {v!r:.40} is not one of {', '.join(allowed)}")
         return v
+    parse.allowed = allowed  # read by ingest.schemas to publish the enum
     return parse
 
 
