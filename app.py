@@ -147,7 +147,20 @@ def ingest_city_layers(settings: Settings, ingestor) -> None:
             raise ConfigError(f"config '{key}': {path} was rejected: {result.error}")
 
 
-def start_services(settings: Settings, *, simulator_manifest=None) -> Services:
+def _start_jobs(settings: Settings, store: Store, run_now: bool):
+    """Periodic analytics (cluster scan, zones, early warning) on one thread in this process."""
+    from jobs.scheduler import JobScheduler, registered_jobs, today_in
+
+    scheduler = JobScheduler()
+    for name, run, section in registered_jobs():
+        every = getattr(settings, section).run_every_s
+        scheduler.add(name, lambda run=run: run(store, settings, today_in(settings.city.timezone)), every)
+    if run_now:
+        scheduler.run_all_now()
+    return scheduler.start()
+
+
+def start_services(settings: Settings, *, simulator_manifest=None, run_jobs_now: bool = False) -> Services:
     from ingest.context import ContextProvider
     from ingest.files import FileIngestor, InboxWatcher
 
@@ -161,6 +174,7 @@ def start_services(settings: Settings, *, simulator_manifest=None) -> Services:
                                              settings.ingest.watch_interval_s).start())
         if settings.mqtt.mode != "off":
             _start_mqtt(settings, store, contexts, services, simulator_manifest)
+        services.started.append(_start_jobs(settings, store, run_now=run_jobs_now))
     except BaseException:
         services.stop()
         raise
@@ -277,7 +291,7 @@ def cmd_demo(args) -> int:
     print(f"[demo] built and ingested in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     if args.no_serve:
         return 0
-    serve(dsettings, start_services(dsettings, simulator_manifest=manifest))
+    serve(dsettings, start_services(dsettings, simulator_manifest=manifest, run_jobs_now=True))
     return 0
 
 

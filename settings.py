@@ -117,6 +117,35 @@ class DemoConfig(_Strict):
     simulator_interval_s: float = Field(default=2.0, gt=0)
 
 
+class ClustersConfig(_Strict):
+    """Micro-cluster detection (space-time permutation scan) and containment zones."""
+    resolution: int = Field(default=9, ge=7, le=10)
+    max_radius_m: float = Field(default=1000.0, gt=0, le=20_000)
+    max_share: float = Field(default=0.5, gt=0, le=0.5)  # Kulldorff: at most half the cases in a cylinder
+    max_window_days: int = Field(default=21, ge=1, le=90)  # windows ending today of 1..D days
+    study_days: int = Field(default=120, ge=14, le=730)
+    replications: int = Field(default=999, ge=9, le=99_999)
+    seed: int = 1
+    min_cases: int = Field(default=3, ge=1)
+    report_p_max: float = Field(default=0.05, gt=0, le=1)
+    zone_rulebook: Path = Path("rulebooks/zones_nys_cai_2020.yaml")
+    run_every_s: int = Field(default=300, ge=5)
+
+
+class EarlyWarningConfig(_Strict):
+    """Indicators, Rt, aberration detection, the active rulebook and forecasts."""
+    rulebooks: tuple[Path, ...] = (Path("rulebooks/harvard_ghi.yaml"), Path("rulebooks/covid_act_now.yaml"),
+                                   Path("rulebooks/cdc_community_levels_2022.yaml"), Path("rulebooks/custom.yaml"))
+    active_rulebook: str = "harvard_ghi"
+    # SARS-CoV-2 serial interval: mean 4.7 d, sd 2.9 d (Nishiura et al. 2020), as EpiEstim users often take.
+    serial_interval_mean: float = Field(default=4.7, gt=1)
+    serial_interval_std: float = Field(default=2.9, gt=0)
+    rt_window: int = Field(default=7, ge=2, le=28)
+    forecast_days: int = Field(default=28, ge=7, le=60)
+    capacity_threshold: float = Field(default=0.9, gt=0, le=1)
+    run_every_s: int = Field(default=300, ge=5)
+
+
 class Settings(_Strict):
     city: CityConfig
     store: StoreConfig = StoreConfig()
@@ -127,6 +156,8 @@ class Settings(_Strict):
     wall: WallConfig = WallConfig()
     server: ServerConfig = ServerConfig()
     demo: DemoConfig = DemoConfig()
+    clusters: ClustersConfig = ClustersConfig()
+    early_warning: EarlyWarningConfig = EarlyWarningConfig()
     base_dir: Path = PROJECT_ROOT  # relative paths in the file are relative to the file's folder
 
     def path(self, p: Path) -> Path:

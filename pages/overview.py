@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import dash
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, dcc, html
 
 from components.charts import trend_figure
 from components.freshness import freshness_strip
 from components.hexmap import hex_map_figure
 from components.kpi import kpi_tile
 from pages import _ids as ids
+from pages._secure import secure_callback
 from services.mapdata import area_outlines
 from services.overview import overview
 from services.runtime import current_runtime
@@ -36,7 +37,8 @@ def layout(**_query):
     ])
 
 
-@callback(
+@secure_callback(
+    "view_overview",
     Output(ids.OVERVIEW_KPIS, "children"), Output(ids.OVERVIEW_MAP, "figure"),
     Output(ids.OVERVIEW_TREND, "figure"), Output(ids.OVERVIEW_FRESHNESS, "children"),
     Output(ids.OVERVIEW_ASOF, "children"),

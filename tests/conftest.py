@@ -49,3 +49,50 @@ def demo_city(tmp_path_factory):
     settings = load_settings(write_config(folder))
     dsettings, manifest = build_demo(settings, seed=11, days=40)
     return dsettings, manifest
+
+
+@pytest.fixture(scope="session")
+def served_demo(demo_city, tmp_path_factory):
+    """The demo city served by `python app.py serve` in a subprocess that owns a copy of its database.
+
+    Yields (ServerProcess, folder, demo settings). Its inbox (folder/"inbox") is watched every 0.5 s
+    and the overview refreshes every second, so tests can drop files and watch pages change.
+    """
+    import shutil
+
+    from tests.browser import ServerProcess, free_port
+
+    dsettings, _ = demo_city
+    folder = tmp_path_factory.mktemp("served")
+    db = folder / "pheoc.duckdb"
+    shutil.copy(dsettings.path(dsettings.store.path), db)
+    port = free_port()
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
+    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
+        layer["file"] = str(dsettings.path(configured.file))
+    for section in ("clusters", "early_warning"):
+        for key, value in list(cfg.get(section, {}).items()):
+            if key in ("zone_rulebook",):
+                cfg[section][key] = str(ROOT / value)
+        if section == "early_warning":
+            cfg[section]["rulebooks"] = [str(ROOT / p) for p in cfg[section]["rulebooks"]]
+    cfg["store"]["path"] = str(db)
+    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
+    cfg["mqtt"]["mode"] = "off"
+    cfg["server"]["port"] = port
+    cfg["wall"]["refresh_s"] = 1
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = ServerProcess(folder / "config.yaml", port, folder / "server.log")
+    yield proc, folder, dsettings
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (Debian chromium + chromium-driver)."""
+    from tests.browser import chromium_driver
+
+    driver = chromium_driver()
+    yield driver
+    driver.quit()

@@ -1,0 +1,741 @@
+"""MQTT ingest that loses nothing: QoS 1, a persistent session, and acknowledgement after commit.
+
+Guarantees and how they are kept (MQTT 5.0, OASIS Standard, sections 3.1.2.4, 3.1.2.11, 4.4, 4.9;
+paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``):
+
+- A fixed client id, ``clean_start=False`` and a Session Expiry Interval make the session
+  persistent: QoS 1 messages published while pheoc is down are queued by the broker and delivered
+  when it reconnects.
+- ``manual_ack=True``: a message is acknowledged (PUBACK) only after the DuckDB transaction holding
+  its batch has committed. A crash before that leaves it unacknowledged, and the broker delivers
+  it again; the store's natural keys make the replay a counted duplicate, never a second row.
+- An acknowledgement is sent only on the connection the message arrived on: packet ids are reused
+  per connection, so a late PUBACK after a reconnect could acknowledge a different, uncommitted
+  message. Messages whose connection has gone are redelivered by the broker instead.
+- ``on_message`` only appends the message to a bounded buffer. When the buffer is full it waits:
+  the broker and TCP hold the rest (backpressure; nothing is dropped).
+- A batching thread takes up to ``ingest.batch_max_rows`` messages or waits at most
+  ``ingest.batch_max_ms``, validates them (oversized, non-UTF-8 and malformed payloads are
+  quarantined with their raw bytes), and submits one batch to the store's writer. An acking thread
+  waits for each commit in order, retries a failed one, and then acknowledges its messages. The
+  two threads overlap validation of the next batch with the commit of the previous one.
+- Every callback catches its own exceptions (counted and logged); a watchdog restarts the network
+  loop if it ever dies and reconnects a client left disconnected.
+
+Readings, the bulk of the traffic, go through :func:`fast_reading_row`, which accepts only
+well-formed records and produces exactly the row (and content hash) that
+``ingest.records.validate_record`` would; anything unusual is left to ``BatchBuilder.add``, so the
+reason codes are the same as for files.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import paho.mqtt.client as paho
+import pandas as pd
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.batch import BatchBuilder
+from ingest.context import ContextProvider
+from ingest.records import FIELD_SPECS, ValidationContext
+from ingest.topics import TopicLayout, TopicRoute
+from settings import IngestConfig, MqttConfig
+from store import Store, StoreClosed
+from store.schema import INGEST_TABLES
+from store.store import BatchResult, IngestBatch, QuarantineRow
+
+log = logging.getLogger(__name__)
+
+# MQTT's largest Receive Maximum. The client acknowledges a whole batch at once after its commit,
+# so the broker must be allowed to have at least a batch in flight; a small window (Mosquitto's
+# default is 20) would cap throughput at a window per commit.
+RECEIVE_MAXIMUM = 65_535
+KEEPALIVE_S = 30
+RECONNECT_MIN_DELAY_S = 1
+RECONNECT_MAX_DELAY_S = 10
+WATCHDOG_INTERVAL_S = 0.5
+IDLE_WAIT_S = 0.5  # how often an idle batching thread looks up to notice stop()
+PIPELINE_DEPTH = 2  # batches submitted but not yet acknowledged: one committing, one ready
+COMMIT_RETRY_BASE_S = 0.2
+COMMIT_RETRY_MAX_S = 5.0
+# After this many failed commits of the same batch, commit it row by row so that one record the
+# store refuses (a bug or a constraint validation missed) cannot stop all ingest behind it.
+ISOLATE_AFTER_ATTEMPTS = 3
+UTF8_BOM = b"\xef\xbb\xbf"
+_READING_FIELDS = frozenset(FIELD_SPECS["reading"])
+_READING_COLUMNS = (*INGEST_TABLES["reading"].columns, "content_hash", "raw_payload")
+# Beyond 2**53 a float cannot hold every integer; the general validator converts through float,
+# so such values are left to it to keep the fast path's rows identical.
+_EXACT_FLOAT_INT = 2 ** 53
+_from_iso = datetime.fromisoformat
+_blake2b = hashlib.blake2b
+_isfinite = math.isfinite
+_UTC = timezone.utc
+
+
+@dataclass(frozen=True, slots=True)
+class MqttStats:
+    """Counters for /healthz: counts only, nothing from the payloads."""
+    connected: bool
+    received: int
+    committed_batches: int
+    acked: int
+    errors: int
+    loop_restarts: int
+    queued: int
+    accepted: int
+    rejected: int
+    duplicate: int
+    conflicting: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """One message as handed from the network thread to the batching thread."""
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    epoch: int  # which connection it arrived on (acks are valid only on that one)
+
+
+class BoundedBuffer:
+    """A FIFO with a capacity: put() waits while it is full; take() hands over many at once.
+
+    Lighter than ``queue.Queue`` on the hot path: the taker says how many items it wants before
+    being woken, so a fast producer does not wake it once per message.
+    """
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._items: deque = deque()
+        self._lock = threading.Lock()
+        self._not_full = threading.Condition(self._lock)
+        self._enough = threading.Condition(self._lock)
+        self._want = 1 << 62  # nobody waiting: puts do not notify
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: Any) -> bool:
+        """Append, waiting while full; False (not appended) once the buffer is closed."""
+        with self._lock:
+            while len(self._items) >= self.capacity and not self._closed:
+                self._not_full.wait()
+            if self._closed:
+                return False
+            self._items.append(item)
+            if len(self._items) >= self._want:
+                self._enough.notify()
+            return True
+
+    def take(self, max_items: int, min_items: int, timeout: float) -> list:
+        """Wait up to ``timeout`` s for ``min_items`` (fewer if closed), return at most ``max_items``."""
+        min_items = max(1, min(min_items, self.capacity))
+        with self._lock:
+            if len(self._items) < min_items and not self._closed:
+                deadline = time.monotonic() + timeout
+                self._want = min_items
+                try:
+                    while len(self._items) < min_items and not self._closed:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._enough.wait(remaining)
+                finally:
+                    self._want = 1 << 62
+            n = min(max_items, len(self._items))
+            popleft = self._items.popleft
+            out = [popleft() for _ in range(n)]
+            if out:
+                self._not_full.notify()
+            return out
+
+    def close(self) -> None:
+        """Stop accepting; wake everyone. Items already in stay takeable."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+            self._enough.notify_all()
+
+
+def fast_reading_row(record: Any, sensor_ids: frozenset[str], check_registries: bool,
+                     latest_allowed: datetime) -> tuple | None:
+    """The stored row of a well-formed reading, or None to let the general validator judge it.
+
+    Returns (sensor_id, seq, ts, metric, value, unit, content_hash), equal to what
+    ``validate_record("reading", ...)`` and ``content_hash`` give for the same record; it only
+    skips the per-field dispatch that makes the general path several times slower.
+    """
+    if type(record) is not dict or not _READING_FIELDS.issuperset(record):
+        return None
+    get = record.get
+    sensor_id, seq, ts, metric, value, unit = get("sensor_id"), get("seq"), get("ts"), get("metric"), \
+        get("value"), get("unit")
+    if type(sensor_id) is not str or type(seq) is not int or type(ts) is not str or type(metric) is not str:
+        return None
+    if not 0 <= seq < _EXACT_FLOAT_INT:
+        return None
+    value_type = type(value)
+    if value_type is float:
+        if not _isfinite(value):
+            return None
+    elif value_type is int and -_EXACT_FLOAT_INT < value < _EXACT_FLOAT_INT:
+        value = float(value)
+    else:
+        return None
+    sensor_id = sensor_id.strip()
+    metric = metric.strip()
+    if not sensor_id or not metric:
+        return None
+    if unit is not None:
+        if type(unit) is not str:
+            return None
+        unit = unit.strip() or None
+    try:
+        when = _from_iso(ts)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    when = when.astimezone(_UTC)
+    if when > latest_allowed:
+        return None
+    if check_registries and sensor_id not in sensor_ids:
+        return None
+    digest = _blake2b("\x1f".join((repr(sensor_id), repr(seq), when.isoformat(), repr(metric), repr(value),
+                                   repr(unit))).encode(), digest_size=12).hexdigest()
+    return sensor_id, seq, when, metric, value, unit, digest
+
+
+def _record_raw(record: Any) -> bytes:
+    """The bytes kept for one element of a JSON array payload (the file ingestor's convention)."""
+    return json.dumps(record, separators=(",", ":"), default=str).encode()
+
+
+class MessageBatch:
+    """Turns a run of MQTT messages into one IngestBatch: readings on the fast path, the rest
+    (and every reading the fast path declines) through BatchBuilder."""
+
+    def __init__(self, source: str, layout: TopicLayout, ctx: ValidationContext, max_payload_bytes: int):
+        self.builder = BatchBuilder(source, "mqtt")
+        self._source = source
+        self._layout = layout
+        self._ctx = ctx
+        self._max_payload = max_payload_bytes
+        self._readings: list[tuple] = []
+        self._latest = ctx.now + ctx.max_future_skew
+        self._check = ctx.check_registries
+        self._sensor_ids = ctx.sensor_ids
+
+    def add_message(self, topic: str, payload: bytes) -> None:
+        """Validate every record of one message; a bad one becomes a quarantine row."""
+        route = self._layout.route(topic)
+        if route.kind is None:
+            self.builder.reject("unknown_kind", f"topic {topic!r:.200} is not part of the layout under "
+                                f"{self._layout.prefix!r}", payload, source=f"mqtt:{topic}", record_key=topic)
+            return
+        if len(payload) > self._max_payload:
+            self.builder.reject("payload_too_large", f"{len(payload)} bytes > {self._max_payload}", payload,
+                                kind=route.kind, source=f"mqtt:{topic}", record_key=topic)
+            return
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.builder.reject("not_utf8", f"byte {exc.start} is not UTF-8", payload, kind=route.kind,
+                                source=f"mqtt:{topic}", record_key=topic)
+            return
+        if payload.startswith(UTF8_BOM):
+            text = text[1:]
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            self.builder.reject("malformed_json", str(exc)[:200], payload, kind=route.kind,
+                                source=f"mqtt:{topic}", record_key=topic)
+            return
+        if type(doc) is list:
+            for record in doc:
+                self._add_record(route, record, _record_raw(record), topic)
+        else:
+            self._add_record(route, doc, payload, topic)
+
+    def _add_record(self, route: TopicRoute, record: Any, raw: bytes, topic: str) -> None:
+        if route.id_field is not None and type(record) is dict:
+            given = record.get(route.id_field)
+            if given is None or (type(given) is str and not given.strip()):
+                record[route.id_field] = route.id_value
+            elif type(given) is str and given.strip() != route.id_value:
+                self.builder.reject("topic_mismatch", f"{route.id_field} {given!r:.60} in the payload, "
+                                    f"{route.id_value!r:.60} in the topic", raw, kind=route.kind,
+                                    source=f"mqtt:{topic}", record_key=topic)
+                return
+            # a non-text id is left to validation, which reports wrong_type
+        if route.kind == "reading":
+            row = fast_reading_row(record, self._sensor_ids, self._check, self._latest)
+            if row is not None:
+                self._readings.append((*row, raw))
+                return
+        self.builder.add(route.kind, record, raw, self._ctx, source=f"mqtt:{topic}")
+
+    def reject_unprocessable(self, topic: str, payload: bytes, exc: BaseException) -> None:
+        """A message the code itself failed on (a bug): keep it for a person rather than lose it."""
+        self.builder.reject("invalid_value", f"could not be processed ({type(exc).__name__}: {exc})"[:300],
+                            payload, source=f"mqtt:{topic}", record_key=topic)
+
+    def build(self) -> IngestBatch:
+        batch = self.builder.build()
+        if not self._readings:
+            return batch
+        columns = list(zip(*self._readings))
+        frame = pd.DataFrame(dict(zip(_READING_COLUMNS, columns)))
+        slow = batch.rows_by_kind.get("reading")
+        if slow is not None and len(slow):
+            frame = pd.concat([frame, slow], ignore_index=True)
+        return IngestBatch(source=batch.source, channel=batch.channel,
+                           rows_by_kind={**batch.rows_by_kind, "reading": frame}, quarantined=batch.quarantined)
+
+
+def _connect_properties(mqtt: MqttConfig) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = mqtt.session_expiry_s
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    return props
+
+
+def _new_client(mqtt: MqttConfig, client_id: str, protocol_v5: bool, *, manual_ack: bool) -> paho.Client:
+    if protocol_v5:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
+                             manual_ack=manual_ack)
+    else:  # amqtt speaks 3.1.1 only; clean_session=False is its persistent session
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311,
+                             clean_session=False, manual_ack=manual_ack)
+    user, password = mqtt.credentials()
+    if user is not None:
+        client.username_pw_set(user, password)
+    if mqtt.tls:
+        client.tls_set()  # the system's CA certificates
+    client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
+    return client
+
+
+def _failed_future(exc: BaseException) -> Future:
+    fut: Future = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+class MqttIngestor:
+    """Subscribes under the topic prefix and stores every message's records through the store.
+
+    ``host``/``port`` override the config (the embedded broker picks its port at start);
+    ``protocol_v5=False`` is for amqtt. ``queue_max_messages`` bounds the buffer between the
+    network thread and the batching thread (default: two batches).
+    """
+
+    def __init__(self, store: Store, contexts: ContextProvider, mqtt: MqttConfig, ingest: IngestConfig, *,
+                 host: str | None = None, port: int | None = None, protocol_v5: bool = True,
+                 queue_max_messages: int | None = None):
+        self._store = store
+        self._contexts = contexts
+        self._mqtt = mqtt
+        self._ingest = ingest
+        self.host = host or mqtt.host
+        self.port = port if port is not None else mqtt.port
+        self._v5 = protocol_v5
+        self.layout = TopicLayout(mqtt.topic_prefix)
+        self._source = f"mqtt:{self.layout.prefix}"
+        self._buffer = BoundedBuffer(queue_max_messages or 2 * ingest.batch_max_rows)
+        self._pending: queue.Queue = queue.Queue(maxsize=PIPELINE_DEPTH)
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._epoch = 0
+        self._lock = threading.Lock()  # guards the counters more than one thread writes
+        self._received = 0
+        self._committed_batches = 0
+        self._acked = 0
+        self._errors = 0
+        self._loop_restarts = 0
+        self._totals = BatchResult()
+        self._last_error: str | None = None
+        self._client = _new_client(mqtt, mqtt.client_id, protocol_v5, manual_ack=True)
+        # Our callbacks catch their own exceptions; this is the second line of defence.
+        self._client.suppress_exceptions = True
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "MqttIngestor":
+        if self._started:
+            return self
+        self._started = True
+        self._threads = [threading.Thread(target=self._batch_loop, name="mqtt-batcher", daemon=True),
+                         threading.Thread(target=self._ack_loop, name="mqtt-acker", daemon=True),
+                         threading.Thread(target=self._watchdog_loop, name="mqtt-watchdog", daemon=True)]
+        for t in self._threads:
+            t.start()
+        self._connect_async()
+        self._client.loop_start()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """True once connected and subscribed (tests and the worker wait for this)."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit and acknowledge what was received, then disconnect. The session stays on the
+        broker, which keeps queueing for it until it returns (or the session expires)."""
+        if not self._started or self._stopping.is_set():
+            return
+        self._stopping.set()
+        batcher, acker, watchdog = self._threads
+        watchdog.join(timeout)
+        self._buffer.close()  # the network thread stops handing over; what is in still gets stored
+        batcher.join(timeout)
+        self._pending.put(None)
+        acker.join(timeout)
+        self._client.disconnect()  # queued after the last PUBACKs, which therefore go out first
+        self._client.loop_stop()
+
+    def __enter__(self) -> "MqttIngestor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stats(self) -> MqttStats:
+        with self._lock:
+            t = self._totals
+            return MqttStats(self._client.is_connected(), self._received, self._committed_batches, self._acked,
+                             self._errors, self._loop_restarts, len(self._buffer), t.accepted, t.rejected,
+                             t.duplicate, t.conflicting, self._last_error)
+
+    def _record_error(self, what: str, exc: BaseException | None = None) -> None:
+        with self._lock:
+            self._errors += 1
+            self._last_error = f"{what}: {exc!r}"[:300] if exc else what
+        log.warning("mqtt ingest: %s", what, exc_info=exc)
+
+    def _connect_async(self) -> None:
+        if self._v5:
+            self._client.connect_async(self.host, self.port, KEEPALIVE_S, clean_start=False,
+                                       properties=_connect_properties(self._mqtt))
+        else:
+            self._client.connect_async(self.host, self.port, KEEPALIVE_S)
+
+    # ---- network thread callbacks: minimal work, never raise -----------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        try:
+            if reason_code.is_failure:
+                self._record_error(f"broker refused the connection: {reason_code}")
+                return
+            self._epoch += 1  # acks for messages of earlier connections are dropped from now on
+            if self._v5:
+                # retainHandling=1: retained messages only for a new subscription, not on every reconnect
+                client.subscribe(self.layout.subscription, options=SubscribeOptions(qos=1, retainHandling=1))
+            else:
+                client.subscribe(self.layout.subscription, qos=1)
+            log.info("mqtt connected to %s:%d (session present: %s)", self.host, self.port, flags.session_present)
+        except Exception as exc:
+            self._record_error("on_connect failed", exc)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        try:
+            if any(rc.is_failure for rc in reason_codes):
+                self._record_error(f"subscription refused: {reason_codes}")
+            else:
+                self._subscribed.set()
+        except Exception as exc:
+            self._record_error("on_subscribe failed", exc)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        try:
+            self._subscribed.clear()
+            if not self._stopping.is_set():
+                log.warning("mqtt disconnected (%s); paho reconnects", reason_code)
+        except Exception as exc:
+            self._record_error("on_disconnect failed", exc)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            self._received += 1
+            # Blocks while the buffer is full: backpressure. False only while stopping: the
+            # message then stays unacknowledged and the broker delivers it again next time.
+            self._buffer.put(_Received(message.topic, message.payload, message.mid, message.qos, self._epoch))
+        except Exception as exc:
+            # Not acknowledged, so not lost: the broker redelivers it after the next reconnect.
+            self._record_error("on_message failed", exc)
+
+    # ---- batching thread -----------------------------------------------------------------------
+    def _batch_loop(self) -> None:
+        max_rows = self._ingest.batch_max_rows
+        max_wait = self._ingest.batch_max_ms / 1000
+        buffer = self._buffer
+        while True:
+            try:
+                items = buffer.take(max_rows, 1, IDLE_WAIT_S)
+                if not items:
+                    if buffer.closed:
+                        return
+                    continue
+                deadline = time.monotonic() + max_wait
+                while len(items) < max_rows and not buffer.closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    want = max_rows - len(items)
+                    items.extend(buffer.take(want, want, remaining))
+                if not self._submit(items):
+                    return
+            except Exception as exc:  # never let the batching thread die
+                self._record_error("batching failed", exc)
+                time.sleep(COMMIT_RETRY_BASE_S)
+
+    def _build(self, items: Sequence[_Received]) -> IngestBatch:
+        ctx = self._contexts.get()
+        batch = MessageBatch(self._source, self.layout, ctx, self._ingest.max_payload_bytes)
+        for m in items:
+            try:
+                batch.add_message(m.topic, m.payload)
+            except Exception as exc:
+                self._record_error(f"message on {m.topic!r:.100} could not be processed", exc)
+                batch.reject_unprocessable(m.topic, m.payload, exc)
+        return batch.build()
+
+    def _submit(self, items: list[_Received]) -> bool:
+        """Validate and hand one batch to the store; False if stopping made that impossible."""
+        attempt = 0
+        while True:
+            try:
+                batch = self._build(items)
+                break
+            except Exception as exc:  # e.g. the registries could not be read: retry, drop nothing
+                attempt += 1
+                self._record_error(f"building a batch failed (attempt {attempt})", exc)
+                if self._stopping.wait(min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** attempt)):
+                    return False
+        try:
+            fut = self._store.write_batch(batch)
+        except StoreClosed:
+            return False
+        except Exception as exc:
+            fut = _failed_future(exc)
+        self._pending.put((batch, fut, items))  # waits while PIPELINE_DEPTH batches are unacknowledged
+        return True
+
+    # ---- acking thread -------------------------------------------------------------------------
+    def _ack_loop(self) -> None:
+        while True:
+            job = self._pending.get()
+            if job is None:
+                return
+            batch, fut, items = job
+            try:
+                result = self._await_commit(batch, fut)
+                if result is None:
+                    continue  # not committed: left unacknowledged for the broker to redeliver
+                with self._lock:
+                    self._totals = self._totals + result
+                    self._committed_batches += 1
+                self._ack(items)
+            except Exception as exc:
+                self._record_error("acknowledging failed", exc)
+
+    def _await_commit(self, batch: IngestBatch, fut: Future) -> BatchResult | None:
+        attempt = 0
+        while True:
+            try:
+                return fut.result()
+            except StoreClosed:
+                return None
+            except Exception as exc:
+                attempt += 1
+                self._record_error(f"commit failed (attempt {attempt})", exc)
+            if self._stopping.is_set():
+                return None
+            if attempt >= ISOLATE_AFTER_ATTEMPTS:
+                try:
+                    return self._commit_row_by_row(batch)
+                except StoreClosed:
+                    return None
+                except Exception as exc:
+                    self._record_error("row-by-row commit failed", exc)
+            if self._stopping.wait(min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** attempt)):
+                return None
+            try:
+                fut = self._store.write_batch(batch)
+            except StoreClosed:
+                return None
+            except Exception as exc:
+                fut = _failed_future(exc)
+
+    def _commit_row_by_row(self, batch: IngestBatch) -> BatchResult:
+        """Commit each row alone; a row the store refuses goes to the quarantine instead."""
+        total = BatchResult()
+        refused: list[QuarantineRow] = []
+        for kind, frame in batch.rows_by_kind.items():
+            for i in range(len(frame)):
+                one = IngestBatch(batch.source, batch.channel, {kind: frame.iloc[i:i + 1]})
+                try:
+                    total = total + self._store.write_batch(one).result()
+                except StoreClosed:
+                    raise
+                except Exception as exc:
+                    raw = frame["raw_payload"].iloc[i] if "raw_payload" in frame else b""
+                    refused.append(QuarantineRow(batch.source, "invalid_value",
+                                                 f"the store refused this record: {exc}"[:300], raw or b"", kind))
+        rest = IngestBatch(batch.source, batch.channel, {}, tuple(batch.quarantined) + tuple(refused))
+        return total + self._store.write_batch(rest).result()
+
+    def _ack(self, items: Sequence[_Received]) -> None:
+        epoch = self._epoch
+        ack = self._client.ack
+        sent = stale = 0
+        for m in items:
+            if m.qos == 0:
+                continue
+            if m.epoch != epoch:
+                stale += 1
+                continue
+            ack(m.mid, m.qos)
+            sent += 1
+        with self._lock:
+            self._acked += sent
+        if stale:
+            log.info("mqtt: %d committed messages arrived on an earlier connection; the broker redelivers "
+                     "them and they count as duplicates", stale)
+
+    # ---- watchdog ------------------------------------------------------------------------------
+    def _watchdog_loop(self) -> None:
+        while not self._stopping.wait(WATCHDOG_INTERVAL_S):
+            try:
+                # loop_start() refuses while the network thread runs; if it starts one, the old
+                # thread had died.
+                if self._client.loop_start() == paho.MQTT_ERR_SUCCESS:
+                    with self._lock:
+                        self._loop_restarts += 1
+                    self._record_error("the MQTT network loop had stopped; restarted it")
+                    if not self._client.is_connected():
+                        self._connect_async()
+            except Exception as exc:
+                self._record_error("watchdog failed", exc)
+
+
+class MqttPublisher:
+    """A thin paho wrapper for publishers (the demo's live simulator, tests, the benchmark).
+
+    ``publish`` sends at QoS 1 and by default waits for the broker's PUBACK. Messages published
+    while disconnected are kept by paho and sent after it reconnects.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, host: str, port: int, *, mqtt: MqttConfig | None = None, client_id: str | None = None,
+                 protocol_v5: bool = True, max_inflight: int = 1000):
+        mqtt = mqtt or MqttConfig()
+        self._client = _new_client(mqtt, client_id or f"pheoc-pub-{os.getpid()}-{next(self._ids)}", protocol_v5,
+                                   manual_ack=False)
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.max_queued_messages_set(0)  # keep every message while disconnected
+        self._client.on_publish = self._on_publish
+        self._client.on_connect = self._on_connect
+        self._host, self._port, self._v5 = host, port, protocol_v5
+        self._cond = threading.Condition()
+        self._waiting: set[int] = set()
+        self._done: dict[int, Any] = {}  # mid -> reason code, for PUBACKs that came before we looked
+        self._connected = threading.Event()
+
+    def connect(self, timeout: float = 10.0) -> "MqttPublisher":
+        self._client.connect_async(self._host, self._port, KEEPALIVE_S)
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            self.close()
+            raise ConnectionError(f"could not connect to MQTT broker {self._host}:{self._port}")
+        return self
+
+    def __enter__(self) -> "MqttPublisher":
+        return self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            self._connected.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._cond:
+            if mid in self._waiting:
+                self._waiting.discard(mid)
+            self._done[mid] = reason_code
+            self._cond.notify_all()
+
+    def publish(self, topic: str, payload: bytes, *, wait: bool = True, timeout: float = 30.0) -> int:
+        """Publish at QoS 1; with ``wait`` return only once the broker has acknowledged it.
+
+        Returns the message id; raises RuntimeError if the broker refused it, TimeoutError if no
+        acknowledgement came in time.
+        """
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            raise RuntimeError("paho refused the message: its queue is full")
+        with self._cond:
+            if info.mid not in self._done:
+                self._waiting.add(info.mid)
+        if wait:
+            self.wait(info.mid, timeout)
+        return info.mid
+
+    def wait(self, mid: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while mid not in self._done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no PUBACK for message {mid} within {timeout} s")
+                self._cond.wait(remaining)
+            reason = self._done.pop(mid)
+        if getattr(reason, "is_failure", False):
+            raise RuntimeError(f"the broker refused message {mid}: {reason}")
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every message published without waiting has been acknowledged."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._waiting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self._waiting)} messages not acknowledged within {timeout} s")
+                self._cond.wait(remaining)
+            self._done.clear()

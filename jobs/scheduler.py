@@ -1,0 +1,94 @@
+"""Runs registered analytics jobs every N seconds on one thread; a failing job is logged, not fatal."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+log = logging.getLogger(__name__)
+JobFn = Callable[[], dict]
+
+
+@dataclass
+class _Job:
+    name: str
+    fn: JobFn
+    every_s: float
+    next_at: float = 0.0
+    last_ok_at: str | None = None
+    last_error: str | None = None
+    last_summary: dict = field(default_factory=dict)
+    runs: int = 0
+
+
+class JobScheduler:
+    def __init__(self, tick_s: float = 1.0):
+        self._jobs: list[_Job] = []
+        self._tick = tick_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
+
+    def add(self, name: str, fn: JobFn, every_s: float) -> None:
+        self._jobs.append(_Job(name, fn, every_s))
+
+    def run_all_now(self) -> None:
+        """Run every job once, in order (the demo does this before serving so pages open with results)."""
+        for job in self._jobs:
+            self._run(job)
+
+    def start(self) -> "JobScheduler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": all(j.last_error is None for j in self._jobs),
+                "jobs": {j.name: {"runs": j.runs, "last_ok_at": j.last_ok_at, "last_error": j.last_error,
+                                  **j.last_summary} for j in self._jobs}}
+
+    def _run(self, job: _Job) -> None:
+        try:
+            job.last_summary = job.fn() or {}
+            job.last_ok_at = datetime.now(timezone.utc).isoformat()
+            job.last_error = None
+        except Exception as exc:  # one failing job must not stop the others
+            log.exception("job %s failed", job.name)
+            job.last_error = f"{type(exc).__name__}: {exc}"
+        job.runs += 1
+        job.next_at = time.monotonic() + job.every_s
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._tick):
+            now = time.monotonic()
+            for job in self._jobs:
+                if now >= job.next_at and not self._stop.is_set():
+                    self._run(job)
+
+
+def registered_jobs() -> list[tuple[str, Callable[..., dict], str]]:
+    """(name, run function, settings attribute holding run_every_s) for every analytics job that exists."""
+    jobs = []
+    try:
+        from jobs import clusters
+        jobs.append(("clusters", clusters.run, "clusters"))
+    except ImportError:
+        pass
+    try:
+        from jobs import early_warning
+        jobs.append(("early_warning", early_warning.run, "early_warning"))
+    except ImportError:
+        pass
+    return jobs
+
+
+def today_in(tz: str) -> date:
+    from zoneinfo import ZoneInfo
+    return datetime.now(ZoneInfo(tz)).date()

@@ -1,0 +1,101 @@
+"""Helpers for real-browser tests: a pheoc server subprocess and headless Debian Chromium via Selenium."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.conftest import ROOT
+
+CHROMIUM = os.environ.get("PHEOC_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("PHEOC_CHROMEDRIVER", "/usr/bin/chromedriver")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python app.py serve --config CFG` in a subprocess, waited for until /healthz answers."""
+
+    def __init__(self, config: Path, port: int, log_path: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = open(log_path, "wb")
+        self.log_path = log_path
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--config", str(config)],
+                                     cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
+
+    def healthz(self) -> dict:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=5) as r:
+            return json.load(r)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def chromium_driver(width: int = 1920, height: int = 1080):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMIUM).exists(), f"Chromium not installed at {CHROMIUM} (make test installs it)"
+    assert Path(CHROMEDRIVER).exists(), f"ChromeDriver not installed at {CHROMEDRIVER} (make test installs it)"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-default-apps", "--disable-extensions", f"--window-size={width},{height}",
+                "--hide-scrollbars"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the page asked for since the last call (from the DevTools performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def external(urls: list[str]) -> list[str]:
+    """The URLs that would leave the machine."""
+    out = []
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme in ("data", "blob", "about", "chrome", "devtools"):
+            continue
+        if parts.hostname not in LOCAL_HOSTS:
+            out.append(u)
+    return out
+
+
+def console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
