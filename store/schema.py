@@ -118,7 +118,13 @@ DDL: tuple[str, ...] = (
 )
 
 
+def all_ddl() -> tuple[str, ...]:
+    """Core tables first, then each feature's own (kept in their own modules so features stay separate)."""
+    from store import schema_access, schema_capacity, schema_clusters, schema_warning
+    return DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
+
+
 def apply_schema(con) -> None:
     """Create every table and sequence that is missing; safe to run at every start."""
-    for statement in DDL:
+    for statement in all_ddl():
         con.execute(statement)
