@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
-from dash import dcc, html
 from flask import jsonify
 
 from settings import PROJECT_ROOT, ConfigError, Settings, load_settings
@@ -69,15 +68,8 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
     runtime = Runtime(settings=settings, store=store, started_at=datetime.now(timezone.utc),
                       components=components or {})
     app.server.extensions["pheoc"] = runtime
-    app.layout = html.Div(className="shell", children=[
-        dcc.Location(id="url"),
-        html.Header(className="topbar", children=[
-            html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
-            html.Nav([dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
-                      for p in dash.page_registry.values()]),
-        ]),
-        html.Main(dash.page_container),
-    ])
+    from pages._shell import shell_layout
+    app.layout = shell_layout(settings)
 
     @app.server.get("/healthz")
     def healthz():

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 import pandas as pd
@@ -106,9 +106,9 @@ class MqttStats:
     last_error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Received:
-    """One message as handed from the network thread to the batching thread."""
+class _Received(NamedTuple):
+    """One message as handed from the network thread to the batching thread (a NamedTuple:
+    built once per message in the network thread, where a frozen dataclass costs twice as much)."""
     topic: str
     payload: bytes
     mid: int
@@ -666,11 +666,11 @@ class MqttPublisher:
         self._client.max_queued_messages_set(0)  # keep every message while disconnected
         self._client.on_publish = self._on_publish
         self._client.on_connect = self._on_connect
-        self._host, self._port, self._v5 = host, port, protocol_v5
-        self._cond = threading.Condition()
-        self._waiting: set[int] = set()
-        self._done: dict[int, Any] = {}  # mid -> reason code, for PUBACKs that came before we looked
+        self._client.on_disconnect = self._on_disconnect
+        self._host, self._port = host, port
         self._connected = threading.Event()
+        self._unwaited: list[paho.MQTTMessageInfo] = []
+        self._refused: dict[int, Any] = {}  # mid -> reason code of a PUBACK that refused it
 
     def connect(self, timeout: float = 10.0) -> "MqttPublisher":
         self._client.connect_async(self._host, self._port, KEEPALIVE_S)
@@ -694,48 +694,43 @@ class MqttPublisher:
         if not reason_code.is_failure:
             self._connected.set()
 
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._cond:
-            if mid in self._waiting:
-                self._waiting.discard(mid)
-            self._done[mid] = reason_code
-            self._cond.notify_all()
+        if getattr(reason_code, "is_failure", False):
+            self._refused[mid] = reason_code
 
     def publish(self, topic: str, payload: bytes, *, wait: bool = True, timeout: float = 30.0) -> int:
-        """Publish at QoS 1; with ``wait`` return only once the broker has acknowledged it.
+        """Publish at QoS 1; with ``wait``, return only once the broker has acknowledged it.
 
-        Returns the message id; raises RuntimeError if the broker refused it, TimeoutError if no
-        acknowledgement came in time.
+        Returns the message id. Raises RuntimeError if the broker refused the message and
+        TimeoutError if no acknowledgement came in time. Without ``wait``, call flush() later.
         """
         info = self._client.publish(topic, payload, qos=1)
-        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-            raise RuntimeError("paho refused the message: its queue is full")
-        with self._cond:
-            if info.mid not in self._done:
-                self._waiting.add(info.mid)
+        if info.rc == paho.MQTT_ERR_NO_CONN:
+            # paho keeps a QoS 1 message published while disconnected and sends it after
+            # reconnecting; it is pending, not failed.
+            info.rc = paho.MQTT_ERR_SUCCESS
+        elif info.rc != paho.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"paho could not queue the message: {paho.error_string(info.rc)}")
         if wait:
-            self.wait(info.mid, timeout)
+            self._wait(info, timeout)
+        else:
+            self._unwaited.append(info)
         return info.mid
 
-    def wait(self, mid: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while mid not in self._done:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no PUBACK for message {mid} within {timeout} s")
-                self._cond.wait(remaining)
-            reason = self._done.pop(mid)
-        if getattr(reason, "is_failure", False):
-            raise RuntimeError(f"the broker refused message {mid}: {reason}")
+    def _wait(self, info: paho.MQTTMessageInfo, timeout: float) -> None:
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise TimeoutError(f"no PUBACK for message {info.mid} within {timeout} s")
+        reason = self._refused.pop(info.mid, None)
+        if reason is not None:
+            raise RuntimeError(f"the broker refused message {info.mid}: {reason}")
 
-    def flush(self, timeout: float = 60.0) -> None:
+    def flush(self, timeout: float = 120.0) -> None:
         """Wait until every message published without waiting has been acknowledged."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._waiting:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._waiting)} messages not acknowledged within {timeout} s")
-                self._cond.wait(remaining)
-            self._done.clear()
+        pending, self._unwaited = self._unwaited, []
+        for info in pending:
+            self._wait(info, max(0.0, deadline - time.monotonic()))

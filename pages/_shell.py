@@ -1,0 +1,53 @@
+"""The frame around every page: top bar, navigation, and the wall-screen rotation.
+
+Open any page with ``?wall=1`` and the screen cycles through ``wall.rotation`` every
+``wall.rotation_s`` seconds, as a command-centre wall display does unattended.
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import dash
+from dash import Input, Output, State, dcc, html, no_update
+
+from pages._secure import secure_callback
+from services.runtime import current_runtime
+from settings import Settings
+
+WALL_TIMER = "wall-rotation-timer"
+
+
+def shell_layout(settings: Settings) -> html.Div:
+    return html.Div(className="shell", children=[
+        dcc.Location(id="url"),
+        dcc.Interval(id=WALL_TIMER, interval=settings.wall.rotation_s * 1000, n_intervals=0),
+        html.Header(className="topbar", children=[
+            html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
+            html.Nav([dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
+                      for p in dash.page_registry.values()]),
+        ]),
+        html.Main(dash.page_container),
+    ])
+
+
+def next_wall_page(rotation: tuple[str, ...], current: str) -> str | None:
+    """The page after ``current`` in the rotation (None if there is nothing to rotate)."""
+    if len(rotation) < 2:
+        return None
+    try:
+        i = rotation.index(current)
+    except ValueError:
+        return rotation[0]
+    return rotation[(i + 1) % len(rotation)]
+
+
+@secure_callback(
+    "view_overview",
+    Output("url", "pathname"), Input(WALL_TIMER, "n_intervals"), State("url", "pathname"), State("url", "search"),
+    prevent_initial_call=True,
+)
+def rotate_wall(_n, pathname, search):
+    if parse_qs((search or "").lstrip("?")).get("wall") != ["1"]:
+        return no_update
+    target = next_wall_page(current_runtime().settings.wall.rotation, pathname or "/")
+    return target if target else no_update
