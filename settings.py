@@ -143,7 +143,32 @@ class EarlyWarningConfig(_Strict):
     rt_window: int = Field(default=7, ge=2, le=28)
     forecast_days: int = Field(default=28, ge=7, le=60)
     capacity_threshold: float = Field(default=0.9, gt=0, le=1)
+    # Sensor metrics the alarms and indicators read (names as the sensors report them; the demo's).
+    wastewater_metric: str = "sars_cov_2_rna"
+    fever_metric: str = "fever_alerts"
     run_every_s: int = Field(default=300, ge=5)
+
+
+class CapacityConfig(_Strict):
+    """Facility capacity, supplies and the bed projection on /capacity."""
+    # Facilities report once a day (the NHSN/SANER cadence); two hours of grace before a report is stale.
+    stale_after_hours: float = Field(default=26.0, gt=0, le=24 * 30)
+    supplies_warn_days: float = Field(default=7.0, gt=0, le=365)  # days on hand (stock / daily use)
+    supplies_critical_days: float = Field(default=3.0, gt=0, le=365)
+    full_threshold: float = Field(default=0.9, gt=0, le=1)  # "full" = 90 % of beds (NY red-zone rule, Dec 2020)
+    forecast_days: int = Field(default=28, ge=7, le=60)
+    trend_days: int = Field(default=90, ge=14, le=1500)
+    # Cases -> occupied beds (analytics.forecast): delay from report to admission and Gamma length of stay.
+    admission_lag_days: int = Field(default=3, ge=0, le=30)
+    los_mean_days: float = Field(default=8.0, gt=0, le=90)
+    los_std_days: float = Field(default=6.0, gt=0, le=90)
+    rising_demand_change: float = Field(default=0.10, ge=0, le=10)  # week-on-week case growth called "rising"
+
+    @model_validator(mode="after")
+    def _critical_below_warn(self):
+        if self.supplies_critical_days > self.supplies_warn_days:
+            raise ValueError("capacity.supplies_critical_days must not exceed capacity.supplies_warn_days")
+        return self
 
 
 class Settings(_Strict):
@@ -158,6 +183,7 @@ class Settings(_Strict):
     demo: DemoConfig = DemoConfig()
     clusters: ClustersConfig = ClustersConfig()
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
+    capacity: CapacityConfig = CapacityConfig()
     base_dir: Path = PROJECT_ROOT  # relative paths in the file are relative to the file's folder
 
     def path(self, p: Path) -> Path:

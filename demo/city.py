@@ -77,7 +77,9 @@ def metric_to_latlng(x, y) -> tuple[np.ndarray, np.ndarray]:
 def geometry_to_lnglat(geom: shapely.Geometry) -> shapely.Geometry:
     """A metric geometry in lng/lat, snapped to the COORD_DECIMALS grid (and kept valid)."""
     out = shapely.transform(geom, lambda x, y: _inverse().transform(x, y), interleaved=False)
-    return shapely.set_precision(out, 10.0 ** -COORD_DECIMALS)
+    out = shapely.set_precision(out, 10.0 ** -COORD_DECIMALS)
+    # Same grid, but the shortest decimal text for each coordinate in the GeoJSON.
+    return shapely.transform(out, lambda coords: np.round(coords, COORD_DECIMALS))
 
 
 # ---- records of the city ----------------------------------------------------------------------
@@ -348,8 +350,8 @@ def _facilities(rng: np.random.Generator, grid: PopulationGrid, communities: Par
     return tuple(out)
 
 
-def _sensors(rng: np.random.Generator, grid: PopulationGrid, catchments: Partition, lake: shapely.Geometry
-             ) -> tuple[Sensor, ...]:
+def _sensors(rng: np.random.Generator, grid: PopulationGrid, catchments: Partition, communities: Partition,
+             lake: shapely.Geometry) -> tuple[Sensor, ...]:
     out: list[Sensor] = []
     cx, cy = grid.centres()
     populated = grid.people.ravel() > 0
@@ -359,7 +361,9 @@ def _sensors(rng: np.random.Generator, grid: PopulationGrid, catchments: Partiti
         towards = nearest_points(area.geometry, lake)[0]
         mine = populated & (catchments.locate(cx, cy) == i)
         j = np.flatnonzero(mine)[np.argmin(np.hypot(cx[mine] - towards.x, cy[mine] - towards.y))]
-        out.append(Sensor(f"WW-{i + 1:02d}", "wastewater", f"Sewer outfall {area.name}", float(cx[j]), float(cy[j]), i))
+        place = communities.areas[int(communities.locate([cx[j]], [cy[j]])[0])].name
+        out.append(Sensor(f"WW-{i + 1:02d}", "wastewater", f"Wastewater sampler {area.area_id} ({place} outfall)",
+                          float(cx[j]), float(cy[j]), i))
     people = grid.people.astype(float)
     weights = {"footfall": people ** 1.5, "fever_kiosk": people, "panic_button": people,
                "air_quality": np.where(people > 0, 1.0, 0.0)}
@@ -412,5 +416,5 @@ def build_city(seed: int) -> City:
                                     [f"Catchment {i + 1}" for i in range(n_catch)], "catchment")
 
     facilities = _facilities(rng, grid, communities)
-    sensors = _sensors(rng, grid, catchments, lake)
+    sensors = _sensors(rng, grid, catchments, communities, lake)
     return City(seed, boundary, lake, grid, communities, precincts, catchments, facilities, sensors)

@@ -24,6 +24,7 @@ from pathlib import Path
 from ingest.batch import REGISTRY_KINDS, BatchBuilder
 from ingest.context import ContextProvider
 from ingest.records import KIND_BY_PLURAL, KIND_ORDER
+from ingest.fhir import ingest_fhir_document, sniff_fhir
 from store import BatchResult, Store
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,12 @@ class FileIngestor:
         if self._store.scalar("SELECT count(*) FROM ingested_files WHERE sha256 = ?", [sha]):
             moved = self._move(path, move_to, "processed") if move_to else None
             return FileResult(path, kind, BatchResult(skipped_file=True), moved)
+        fhir_doc = sniff_fhir(path.name, data)
+        if fhir_doc is not None:  # HL7 FHIR SANER (MeasureReport/Bundle/Location): the kind is inside the file
+            result = ingest_fhir_document(fhir_doc, self._store, self._contexts, source, file_sha256=sha,
+                                          file_name=path.name)
+            moved = self._move(path, move_to, "processed") if move_to else None
+            return FileResult(path, "capacity", result, moved)
         try:
             if kind is None:
                 raise FileRejected("unknown_kind", f"file name {path.name!r} does not start with one of "

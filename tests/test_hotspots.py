@@ -1,4 +1,8 @@
-"""Getis-Ord Gi / Gi* against PySAL esda 2.9.0 reference values, and H3 neighbour graphs."""
+"""Getis-Ord Gi / Gi* against PySAL esda 2.9.0 reference values, and H3 neighbour graphs.
+
+Both forms of the neighbour argument are covered: a dict of id lists and a prebuilt
+NeighbourGraph (the cached form the dashboard reuses), which must give identical results.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.hotspots import getis_ord, h3_neighbors
+from analytics.hotspots import NeighbourGraph, getis_ord, h3_neighbors, h3_neighbour_graph, neighbour_graph
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ESDA = SHARED / "esda-getisord"
@@ -187,5 +191,97 @@ def test_bad_input_is_rejected_with_a_clear_error() -> None:
         getis_ord(values.iloc[:2], {})
     with pytest.raises(ValueError, match="valid H3"):
         h3_neighbors(["not-a-cell"])
+    with pytest.raises(ValueError, match="valid H3"):
+        h3_neighbour_graph([h3.latlng_to_cell(40.7, -74.0, 9), "-1"])  # h3 itself raises OverflowError
     with pytest.raises(ValueError, match="k must be"):
         h3_neighbors([], k=0)
+    with pytest.raises(ValueError, match="unique"):
+        neighbour_graph(["a", "b", "a"], {})
+    with pytest.raises(ValueError, match="not in ids"):
+        neighbour_graph(["a", "b", "c"], {"a": ["zz"]})
+    graph = neighbour_graph(["a", "b", "c"], {"a": ["b"]})
+    with pytest.raises(ValueError, match="exactly the graph's ids"):
+        getis_ord(pd.Series([1.0, 2.0, 3.0, 4.0], index=["a", "b", "c", "d"]), graph)
+    with pytest.raises(ValueError, match="exactly the graph's ids"):
+        getis_ord(pd.Series([1.0, 2.0, 3.0], index=["a", "b", "zz"]), graph)
+    with pytest.raises(ValueError, match="unique"):
+        getis_ord(pd.Series([1.0, 2.0, 3.0], index=["a", "b", "b"]), graph)
+
+
+# ------------------------------------------------------------------ NeighbourGraph input
+
+
+def _fixture_graph_inputs(fixture: dict) -> tuple[pd.Series, dict[int, list[int]]]:
+    values = pd.Series(fixture["y"])
+    return values, {int(unit): ids for unit, ids in fixture["neighbors"].items()}
+
+
+@pytest.mark.parametrize("transform", ["B", "R"])
+@pytest.mark.parametrize("star", [False, True])
+def test_dict_and_neighbour_graph_give_identical_results(fixture: dict, nyc_case_rates: pd.Series, star: bool, transform: str) -> None:
+    values, neighbors = _fixture_graph_inputs(fixture)
+    graph = neighbour_graph(values.index, neighbors)
+    pd.testing.assert_frame_equal(
+        getis_ord(values, graph, star=star, transform=transform),
+        getis_ord(values, neighbors, star=star, transform=transform),
+        check_exact=True,
+    )
+
+    # NYC Queen has an island (absent from the dict); H3 ids come through h3_neighbour_graph.
+    queen = _neighbour_lists("queen")
+    pd.testing.assert_frame_equal(
+        getis_ord(nyc_case_rates, neighbour_graph(nyc_case_rates.index, queen), star=star, transform=transform),
+        getis_ord(nyc_case_rates, queen, star=star, transform=transform),
+        check_exact=True,
+    )
+    h3_values, _, _ = _h3_disk_values(seed=11)
+    pd.testing.assert_frame_equal(
+        getis_ord(h3_values, h3_neighbour_graph(h3_values.index, k=1), star=star, transform=transform),
+        getis_ord(h3_values, h3_neighbors(h3_values.index, k=1), star=star, transform=transform),
+        check_exact=True,
+    )
+
+
+def test_graph_with_ids_in_another_order_is_realigned_to_the_values(fixture: dict) -> None:
+    values, neighbors = _fixture_graph_inputs(fixture)
+    reversed_graph = neighbour_graph(values.index[::-1], neighbors)
+    for star in (False, True):
+        np.testing.assert_allclose(
+            getis_ord(values, reversed_graph, star=star).to_numpy(),
+            getis_ord(values, neighbors, star=star).to_numpy(),
+            rtol=1e-12, atol=1e-15,
+        )
+
+
+def test_neighbour_graph_is_binary_without_self_loops_and_read_only(fixture: dict) -> None:
+    values, neighbors = _fixture_graph_inputs(fixture)
+    noisy = {unit: [unit, *ids, *ids] for unit, ids in neighbors.items()}
+    graph = neighbour_graph(values.index, noisy)
+
+    assert isinstance(graph, NeighbourGraph)
+    assert graph.ids is values.index  # kept, so getis_ord can skip any re-alignment
+    assert (graph.adjacency.data == 1.0).all() and (graph.adjacency.diagonal() == 0).all()
+    np.testing.assert_array_equal(graph.degree, [len(set(neighbors.get(unit, []))) for unit in values.index])
+    np.testing.assert_array_equal((graph.closed_adjacency - graph.adjacency).toarray(), np.eye(len(values)))
+    assert graph.neighbour_lists() == {
+        unit: sorted(set(neighbors.get(unit, [])), key=list(values.index).index) for unit in values.index
+    }
+    with pytest.raises(ValueError):
+        graph.adjacency.data[0] = 5.0  # a cached graph cannot be altered behind getis_ord's back
+    with pytest.raises(AttributeError):
+        graph.ids = pd.Index([])  # type: ignore[misc]
+
+
+def test_h3_neighbour_graph_matches_the_neighbour_dict() -> None:
+    centre = h3.latlng_to_cell(40.7128, -74.0060, 9)
+    cells = [*h3.grid_disk(centre, 4), h3.latlng_to_cell(40.60, -73.80, 9), centre]  # island, repeat
+    for k in (1, 2):
+        graph = h3_neighbour_graph(cells, k=k)
+        assert list(graph.ids) == list(dict.fromkeys(cells))
+        lists = {cell: sorted(ids) for cell, ids in graph.neighbour_lists().items()}
+        present = set(cells)
+        # Straight from h3, one cell at a time.
+        assert lists == {cell: sorted(other for other in h3.grid_disk(cell, k) if other != cell and other in present)
+                         for cell in graph.ids}
+        assert (graph.adjacency != graph.adjacency.T).nnz == 0  # k-rings are symmetric
+        assert lists[centre] == sorted(set(h3.grid_disk(centre, k)) - {centre})

@@ -1,0 +1,401 @@
+"""Named queries and write jobs of the early-warning feature (tables in store/schema_warning.py).
+
+Reads take the Store and typed parameters and return DataFrames (one row per area and day, missing
+days left out: the service completes the calendar, because counts and censuses complete differently).
+Writes are functions of a DuckDB connection, run by ``Store.submit`` in the writer thread, so that a
+whole run of the job (indicators, levels, alarms, alerts, forecasts) commits in one transaction.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+
+from store.queries import HOSPITAL_KINDS
+from store.store import Store
+
+# Areas that have a population and to which cases are attributed (see ingest: the community locator).
+POPULATED_AREA_KINDS = ("community", "district")
+ALERT_OPEN_STATES = ("active", "acknowledged")
+
+
+# ---- records crossing into the writer ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AreaLevel:
+    """One area's overall level under one rulebook (level None: the rulebook could not assess it)."""
+    area_id: str
+    rulebook_id: str
+    rulebook_version: str
+    level: str | None
+    level_rank: int | None
+    colour: str | None
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEpisode:
+    """A run of alarm days of one detector on one series and area, still open on the as-of day."""
+    series: str
+    area_id: str
+    method: str
+    started_on: date
+    last_alarm_on: date
+    observed: float
+    upperbound: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """An alert that should be open. ``dedupe_prefix`` names the condition; ``since`` dates this episode.
+
+    While an open alert with the prefix exists it is kept as it is (its key dates the first day); otherwise
+    one is raised with key ``f"{dedupe_prefix}:{since}"``, so a rerun never raises it twice.
+    """
+    dedupe_prefix: str
+    since: date
+    severity: str
+    kind: str
+    area_id: str | None
+    title: str
+    detail: str
+    rule_id: str
+    rule_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastRun:
+    as_of: date
+    area_id: str
+    horizon_days: int
+    r_mean: float | None
+    r_std: float | None
+    admission_share: float | None
+    icu_share: float | None
+    beds_capacity: float | None = None
+    beds_threshold: float | None = None
+    beds_days_median: int | None = None
+    beds_days_upper: int | None = None
+    icu_capacity: float | None = None
+    icu_threshold: float | None = None
+    icu_days_median: int | None = None
+    icu_days_upper: int | None = None
+    capacity_trigger: bool | None = None
+    note: str = ""
+
+
+# ---- inputs: daily series ------------------------------------------------------------------------
+def populated_areas(store: Store) -> pd.DataFrame:
+    """area_id, name, population of the areas cases are attributed to, by name."""
+    marks = ", ".join("?" for _ in POPULATED_AREA_KINDS)
+    return store.read(
+        f"""SELECT area_id, name, coalesce(population, 0) AS population FROM areas
+            WHERE kind IN ({marks}) ORDER BY name""", list(POPULATED_AREA_KINDS))
+
+
+def daily_cases_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
+    """area_id (NULL = not located in an area), day, cases, imported: reported cases per area and day."""
+    return store.read(
+        """SELECT area_id, reported_date AS day, count(*) AS cases,
+                  count(*) FILTER (WHERE imported) AS imported
+           FROM cases WHERE reported_date BETWEEN ? AND ? AND status <> 'suspected'
+           GROUP BY ALL ORDER BY day""", [start, end])
+
+
+def daily_tests_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
+    """area_id (NULL for tests reported per H3 cell only), day, tested, positive."""
+    return store.read(
+        """SELECT area_id, test_date AS day, sum(tested)::BIGINT AS tested, sum(positive)::BIGINT AS positive
+           FROM tests WHERE test_date BETWEEN ? AND ? GROUP BY ALL ORDER BY day""", [start, end])
+
+
+def daily_admissions_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
+    """area_id, day, admissions, icu_admissions: by the patient's area when the case is known, else the
+    hospital's (CDC counts admissions of residents; a hospital's area is the best guess without a case)."""
+    return store.read(
+        """SELECT coalesce(c.area_id, f.area_id) AS area_id, a.admitted_on AS day,
+                  count(*) AS admissions, count(*) FILTER (WHERE a.icu) AS icu_admissions
+           FROM admissions a LEFT JOIN cases c USING (case_id) LEFT JOIN facilities f USING (facility_id)
+           WHERE a.admitted_on BETWEEN ? AND ? GROUP BY ALL ORDER BY day""", [start, end])
+
+
+def daily_hospital_census(store: Store, start: date, end: date, tz: str) -> pd.DataFrame:
+    """day, beds_total, beds_occupied, beds_covid, icu_total, icu_occupied, hospitals: per day the sum over
+    hospitals of each one's last report that day (in the city's time zone)."""
+    return store.read(
+        f"""WITH last AS (
+              SELECT r.*, (r.reported_at AT TIME ZONE ?)::DATE AS day,
+                     row_number() OVER (PARTITION BY r.facility_id, (r.reported_at AT TIME ZONE ?)::DATE
+                                        ORDER BY r.reported_at DESC) AS rn
+              FROM capacity_reports r JOIN facilities f USING (facility_id)
+              WHERE f.kind IN {HOSPITAL_KINDS})
+            SELECT day, sum(beds_total) AS beds_total, sum(beds_occupied) AS beds_occupied,
+                   sum(covid_patients) AS beds_covid, sum(icu_total) AS icu_total,
+                   sum(icu_occupied) AS icu_occupied, count(*) AS hospitals
+            FROM last WHERE rn = 1 AND day BETWEEN ? AND ? GROUP BY day ORDER BY day""",
+        [tz, tz, start, end])
+
+
+def daily_sensor_means(store: Store, sensor_kind: str, metric: str, start: date, end: date, tz: str,
+                       log_scale: bool = False) -> pd.DataFrame:
+    """area_id, sensor_id, day, value: each sensor's mean ``metric`` reading per day (city time zone).
+
+    ``log_scale`` averages ln(value) over positive readings instead (concentrations such as wastewater
+    copies/L vary over orders of magnitude, so they are averaged as logarithms: a geometric mean). Days on
+    which a sensor did not report are absent: a silent sensor is not a quiet one.
+    """
+    measure = "avg(ln(r.value))" if log_scale else "avg(r.value)"
+    positive = "AND r.value > 0" if log_scale else ""
+    return store.read(
+        f"""SELECT s.area_id, r.sensor_id, (r.ts AT TIME ZONE ?)::DATE AS day, {measure} AS value
+            FROM readings r JOIN sensors s USING (sensor_id)
+            WHERE s.kind = ? AND r.metric = ? {positive} AND (r.ts AT TIME ZONE ?)::DATE BETWEEN ? AND ?
+            GROUP BY ALL ORDER BY day""", [tz, sensor_kind, metric, tz, start, end])
+
+
+def admission_delay_and_stay(store: Store, start: date, end: date) -> pd.DataFrame:
+    """icu, admissions, linked, lag_median, discharged, los_mean, los_std over admissions in [start, end].
+
+    lag: days from the case's report to admission (cases linked by case_id); los: days from admission to
+    discharge of those already discharged.
+    """
+    return store.read(
+        """SELECT a.icu, count(*) AS admissions, count(c.case_id) AS linked,
+                  median(a.admitted_on - c.reported_date) FILTER (WHERE a.admitted_on >= c.reported_date)
+                      AS lag_median,
+                  count(a.discharged_on) AS discharged,
+                  avg(a.discharged_on - a.admitted_on) FILTER (WHERE a.discharged_on >= a.admitted_on)
+                      AS los_mean,
+                  stddev_samp(a.discharged_on - a.admitted_on) FILTER (WHERE a.discharged_on >= a.admitted_on)
+                      AS los_std
+           FROM admissions a LEFT JOIN cases c USING (case_id)
+           WHERE a.admitted_on BETWEEN ? AND ? GROUP BY a.icu ORDER BY a.icu""", [start, end])
+
+
+# ---- stored results: reads -----------------------------------------------------------------------
+def latest_rulebook_choice(store: Store) -> dict | None:
+    """The operator's latest rulebook choice (choice_id, chosen_at, chosen_by, rulebook_id, rulebook_version)."""
+    frame = store.read(
+        """SELECT choice_id, chosen_at, chosen_by, rulebook_id, rulebook_version
+           FROM ew_rulebook_choices ORDER BY choice_id DESC LIMIT 1""")
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def rulebook_choices(store: Store, limit: int = 20) -> pd.DataFrame:
+    return store.read(
+        """SELECT choice_id, chosen_at, chosen_by, rulebook_id, rulebook_version, previous_rulebook_id,
+                  previous_rulebook_version FROM ew_rulebook_choices ORDER BY choice_id DESC LIMIT ?""", [limit])
+
+
+def latest_indicator_day(store: Store) -> date | None:
+    return store.scalar("SELECT max(as_of) FROM ew_indicators")
+
+
+def indicator_values(store: Store, as_of: date) -> pd.DataFrame:
+    """area_id, indicator, value stored by the job for ``as_of``."""
+    return store.read(
+        "SELECT area_id, indicator, value FROM ew_indicators WHERE as_of = ? ORDER BY area_id, indicator", [as_of])
+
+
+def area_levels(store: Store) -> pd.DataFrame:
+    """The current level of every area: area_id, as_of, rulebook_id, rulebook_version, level, colour, basis."""
+    return store.read(
+        """SELECT area_id, as_of, rulebook_id, rulebook_version, level, level_rank, colour, basis, assessed_at
+           FROM ew_area_levels ORDER BY area_id""")
+
+
+def level_changes(store: Store, area_id: str | None = None, limit: int = 50) -> pd.DataFrame:
+    """The latest level changes (of one area, or all), newest first, with the rulebook that caused each."""
+    where, params = ("WHERE area_id = ?", [area_id]) if area_id else ("", [])
+    return store.read(
+        f"""SELECT change_id, area_id, as_of, recorded_at, from_level, from_rulebook_id, from_rulebook_version,
+                   to_level, rulebook_id, rulebook_version, direction, cause, choice_id, basis
+            FROM ew_level_changes {where} ORDER BY change_id DESC LIMIT ?""", [*params, limit])
+
+
+def active_alarms(store: Store) -> pd.DataFrame:
+    """Open aberration episodes: series, area_id, method, started_on, last_alarm_on, observed, upperbound."""
+    return store.read(
+        """SELECT series, area_id, method, started_on, last_alarm_on, observed, upperbound
+           FROM ew_alarms WHERE status = 'active' ORDER BY started_on, series, area_id, method""")
+
+
+def alerts_of_kind(store: Store, kind: str) -> pd.DataFrame:
+    return store.read(
+        """SELECT alert_id, raised_at, severity, area_id, title, detail, status, rule_id, rule_version, dedupe_key,
+                  resolved_at FROM alerts WHERE kind = ? ORDER BY alert_id""", [kind])
+
+
+def latest_forecast_run(store: Store, area_id: str) -> dict | None:
+    frame = store.read(
+        "SELECT * FROM ew_forecast_runs WHERE area_id = ? ORDER BY as_of DESC LIMIT 1", [area_id])
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def forecast_bands(store: Store, as_of: date, area_id: str) -> pd.DataFrame:
+    """series, day, mean, median, q05, q95 of the run of ``as_of`` for the area."""
+    return store.read(
+        """SELECT series, day, mean, median, q05, q95 FROM ew_forecast_bands
+           WHERE as_of = ? AND area_id = ? ORDER BY series, day""", [as_of, area_id])
+
+
+# ---- writes (run inside Store.submit) ------------------------------------------------------------
+def insert_rulebook_choice(con, chosen_at: datetime, chosen_by: str, rulebook_id: str, rulebook_version: str,
+                           previous: tuple[str, str] | None) -> int:
+    row = con.execute(
+        """INSERT INTO ew_rulebook_choices (chosen_at, chosen_by, rulebook_id, rulebook_version,
+                                            previous_rulebook_id, previous_rulebook_version)
+           VALUES (?, ?, ?, ?, ?, ?) RETURNING choice_id""",
+        [chosen_at, chosen_by, rulebook_id, rulebook_version,
+         previous[0] if previous else None, previous[1] if previous else None]).fetchone()
+    return int(row[0])
+
+
+def replace_indicators(con, as_of: date, values: pd.DataFrame, computed_at: datetime) -> int:
+    """Replace the stored indicators of ``as_of`` with ``values`` (area_id, indicator, value)."""
+    con.execute("DELETE FROM ew_indicators WHERE as_of = ?", [as_of])
+    if values.empty:
+        return 0
+    frame = values[["area_id", "indicator", "value"]].copy()
+    frame["value"] = frame["value"].astype(float)
+    con.register("ew_indicators_in", frame)
+    try:
+        con.execute("""INSERT INTO ew_indicators SELECT ?, area_id, indicator,
+                       CASE WHEN isfinite(value) THEN value END, ? FROM ew_indicators_in""", [as_of, computed_at])
+    finally:
+        con.unregister("ew_indicators_in")
+    return len(frame)
+
+
+def store_levels(con, as_of: date, levels: Sequence[AreaLevel], assessed_at: datetime,
+                 choice_id: int | None = None) -> int:
+    """Make ``levels`` the current ones and record every change against the stored level; return changes.
+
+    A change is recorded when the rulebook (id or version) differs from the stored level's (cause
+    ``rulebook_switch``, direction ``switch``: levels of different rulebooks are not on one scale) or, under
+    the same rulebook, when the level differs (cause ``data``: up/down, ``initial`` from nothing,
+    ``unassessed`` when the data no longer allow a level). Rerunning with the same levels records nothing.
+    """
+    current = {r[0]: r[1:] for r in con.execute(
+        "SELECT area_id, rulebook_id, rulebook_version, level, level_rank FROM ew_area_levels").fetchall()}
+    changes = 0
+    for new in levels:
+        old = current.get(new.area_id)
+        change = _change_of(old, new)
+        if change is not None:
+            direction, cause = change
+            con.execute(
+                """INSERT INTO ew_level_changes (area_id, as_of, recorded_at, from_level, from_rulebook_id,
+                       from_rulebook_version, to_level, rulebook_id, rulebook_version, direction, cause,
+                       choice_id, basis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [new.area_id, as_of, assessed_at, old[2] if old else None, old[0] if old else None,
+                 old[1] if old else None, new.level, new.rulebook_id, new.rulebook_version, direction, cause,
+                 choice_id if cause == "rulebook_switch" else None, new.basis])
+            changes += 1
+        con.execute(
+            """INSERT OR REPLACE INTO ew_area_levels (area_id, as_of, rulebook_id, rulebook_version, level,
+                   level_rank, colour, basis, assessed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [new.area_id, as_of, new.rulebook_id, new.rulebook_version, new.level, new.level_rank, new.colour,
+             new.basis, assessed_at])
+    return changes
+
+
+def _change_of(old: tuple | None, new: AreaLevel) -> tuple[str, str] | None:
+    if old is None:
+        return ("initial", "data") if new.level is not None else None
+    old_rulebook, old_version, old_level, old_rank = old
+    if (old_rulebook, old_version) != (new.rulebook_id, new.rulebook_version):
+        return "switch", "rulebook_switch"
+    if old_level == new.level:
+        return None
+    if new.level is None:
+        return "unassessed", "data"
+    if old_level is None:
+        return "initial", "data"
+    return ("up" if new.level_rank > old_rank else "down"), "data"
+
+
+def sync_alarms(con, as_of: date, episodes: Sequence[AlarmEpisode], updated_at: datetime) -> dict[str, int]:
+    """Upsert the open episodes; mark stored open episodes that are no longer open as resolved on ``as_of``."""
+    opened = updated = 0
+    keep: set[tuple] = set()
+    for ep in episodes:
+        key = (ep.series, ep.area_id, ep.method, ep.started_on)
+        keep.add(key)
+        existing = con.execute(
+            """SELECT alarm_id, last_alarm_on, status FROM ew_alarms
+               WHERE series = ? AND area_id = ? AND method = ? AND started_on = ?""", list(key)).fetchone()
+        if existing is None:
+            con.execute(
+                """INSERT INTO ew_alarms (series, area_id, method, started_on, last_alarm_on, observed, upperbound,
+                       status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?)""",
+                [*key, ep.last_alarm_on, ep.observed, ep.upperbound, updated_at])
+            opened += 1
+        elif existing[1] != ep.last_alarm_on or existing[2] != "active":
+            con.execute(
+                """UPDATE ew_alarms SET last_alarm_on = ?, observed = ?, upperbound = ?, status = 'active',
+                       resolved_on = NULL, updated_at = ? WHERE alarm_id = ?""",
+                [ep.last_alarm_on, ep.observed, ep.upperbound, updated_at, existing[0]])
+            updated += 1
+    resolved = 0
+    for alarm_id, *key in con.execute(
+            "SELECT alarm_id, series, area_id, method, started_on FROM ew_alarms WHERE status = 'active'").fetchall():
+        if tuple(key) not in keep:
+            con.execute("UPDATE ew_alarms SET status = 'resolved', resolved_on = ?, updated_at = ? WHERE alarm_id = ?",
+                        [as_of, updated_at, alarm_id])
+            resolved += 1
+    return {"opened": opened, "updated": updated, "resolved": resolved}
+
+
+def sync_alerts(con, kind: str, wanted: Sequence[AlertSpec], now: datetime) -> dict[str, int]:
+    """Raise the wanted alerts of ``kind`` not yet open, resolve open ones of ``kind`` no longer wanted.
+
+    Alerts someone acknowledged are resolved too when their condition has gone; an alert already resolved
+    under the same key is not raised again (ON CONFLICT DO NOTHING on dedupe_key).
+    """
+    states = ", ".join(f"'{s}'" for s in ALERT_OPEN_STATES)
+    open_rows = con.execute(
+        f"SELECT alert_id, dedupe_key FROM alerts WHERE kind = ? AND status IN ({states})", [kind]).fetchall()
+    raised = 0
+    kept: set[int] = set()
+    for spec in wanted:
+        prefix = spec.dedupe_prefix + ":"
+        match = [alert_id for alert_id, key in open_rows if key and key.startswith(prefix)]
+        if match:
+            kept.update(match)
+            continue
+        inserted = con.execute(
+            """INSERT INTO alerts (raised_at, severity, kind, area_id, title, detail, status, rule_id, rule_version,
+                   dedupe_key) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)
+               ON CONFLICT (dedupe_key) DO NOTHING RETURNING alert_id""",
+            [now, spec.severity, spec.kind, spec.area_id, spec.title, spec.detail, spec.rule_id, spec.rule_version,
+             f"{spec.dedupe_prefix}:{spec.since.isoformat()}"]).fetchall()
+        raised += len(inserted)
+    resolved = 0
+    for alert_id, _key in open_rows:
+        if alert_id not in kept:
+            con.execute("UPDATE alerts SET status = 'resolved', resolved_at = ? WHERE alert_id = ?", [now, alert_id])
+            resolved += 1
+    return {"raised": raised, "resolved": resolved}
+
+
+def replace_forecast(con, run: ForecastRun, bands: pd.DataFrame, computed_at: datetime) -> None:
+    """Store one area's forecast for ``run.as_of`` (bands: series, day, mean, median, q05, q95)."""
+    con.execute("DELETE FROM ew_forecast_runs WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
+    con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
+    con.execute(
+        """INSERT INTO ew_forecast_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [run.as_of, run.area_id, computed_at, run.horizon_days, run.r_mean, run.r_std, run.admission_share,
+         run.icu_share, run.beds_capacity, run.beds_threshold, run.beds_days_median, run.beds_days_upper,
+         run.icu_capacity, run.icu_threshold, run.icu_days_median, run.icu_days_upper, run.capacity_trigger,
+         run.note])
+    if bands.empty:
+        return
+    frame = bands[["series", "day", "mean", "median", "q05", "q95"]].copy()
+    con.register("ew_bands_in", frame)
+    try:
+        con.execute("""INSERT INTO ew_forecast_bands SELECT ?, ?, series, CAST(day AS DATE), mean, median, q05, q95
+                       FROM ew_bands_in""", [run.as_of, run.area_id])
+    finally:
+        con.unregister("ew_bands_in")
