@@ -33,21 +33,22 @@ log = logging.getLogger("pheoc")
 # ---- the Dash app ------------------------------------------------------------------------------
 def _security_headers(app: dash.Dash, settings: Settings):
     """Only this origin may serve scripts, styles, images and data; nobody may frame the app."""
-    script_hashes = " ".join(f"'{h}'" for h in app.csp_hashes())
     img_src = "'self' data: blob:"
     if settings.map.tile_url:
         from urllib.parse import urlsplit
         parts = urlsplit(settings.map.tile_url)
         img_src += f" {parts.scheme}://{parts.netloc}"
-    csp = ("default-src 'self'; "
-           f"script-src 'self' {script_hashes}; "
+    csp_rest = (
            # Dash and Plotly set inline styles on elements; style attributes are not script.
            "style-src 'self' 'unsafe-inline'; "
            f"img-src {img_src}; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
     def add_headers(response):
-        response.headers["Content-Security-Policy"] = csp
+        # Dash's few inline scripts are allowed by their hashes; they are known only once Dash has set
+        # up its routes (first request), so they are read here rather than at start-up.
+        hashes = " ".join(app.csp_hashes())
+        response.headers["Content-Security-Policy"] = f"default-src 'self'; script-src 'self' {hashes}; {csp_rest}"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Frame-Options"] = "DENY"
@@ -70,6 +71,8 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
     app.server.extensions["pheoc"] = runtime
     from pages._shell import shell_layout
     app.layout = shell_layout(settings)
+    from auth.web import install_auth  # sessions, per-callback authorisation, /login (auth/, docs/security.md)
+    install_auth(app, runtime)
 
     @app.server.get("/healthz")
     def healthz():
@@ -264,6 +267,8 @@ def build_demo(settings: Settings, seed: int, days: int) -> tuple[Settings, Any]
         for r in results:
             print(f"[ingest] {r.path.name}: {r.result.accepted:,} stored, {r.result.rejected:,} rejected"
                   + (f" ({r.error})" if r.error else ""), file=sys.stderr)
+        from auth.demo import create_demo_users  # one user per role, passwords printed
+        create_demo_users(store, dsettings)
         counts = store.table_counts()
     print("[demo] rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v), file=sys.stderr)
     # Move the loaded files out of the inbox, as the watcher would have.
@@ -345,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "code. Exit code 1 if a whole file was rejected."))
     p.add_argument("paths", nargs="+", help="files or folders")
     p.set_defaults(func=cmd_ingest)
+    from auth.cli import register_commands  # users add|disable|enable|reset-password|list, audit verify, erase case
+    register_commands(sub, with_config)
     return parser
 
 

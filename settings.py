@@ -171,6 +171,35 @@ class CapacityConfig(_Strict):
         return self
 
 
+class RoleSessionLimits(_Strict):
+    idle_timeout_s: int = Field(ge=60, le=90 * 86_400)
+    absolute_timeout_s: int = Field(ge=300, le=365 * 86_400)
+
+
+class AuthConfig(_Strict):
+    """Logins, server-side sessions, lockout and rate limits (see docs/security.md)."""
+    # OWASP ASVS V3.3: sign out after 30 min without activity and after 12 h in any case (one shift).
+    idle_timeout_s: int = Field(default=1800, ge=60, le=90 * 86_400)
+    absolute_timeout_s: int = Field(default=12 * 3600, ge=300, le=365 * 86_400)
+    # Per-role overrides; the command-centre wall screen is signed in once and left running.
+    role_timeouts: dict[str, RoleSessionLimits] = {
+        "operator": RoleSessionLimits(idle_timeout_s=7 * 86_400, absolute_timeout_s=30 * 86_400)}
+    lockout_failures: int = Field(default=5, ge=1, le=1000)  # per account name within lockout_window_s
+    address_lockout_failures: int = Field(default=20, ge=1, le=100_000)  # per client address, any names
+    lockout_window_s: int = Field(default=900, ge=10, le=7 * 86_400)  # a lock lifts as failures age out
+    login_rate_per_min: int = Field(default=10, ge=1, le=10_000)  # login POSTs per client address
+    address_check_rate_per_min: int = Field(default=30, ge=1, le=10_000)
+    secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over TLS
+    trusted_proxies: int = Field(default=0, ge=0, le=5)  # reverse proxies whose X-Forwarded-* to believe
+    first_admin_user_env: str = "PHEOC_ADMIN_USER"
+    first_admin_password_env: str = "PHEOC_ADMIN_PASSWORD"
+    # argon2id cost: RFC 9106 §4 second recommendation (64 MiB, t=3, p=4); floors = OWASP minimum (19 MiB, t=2).
+    argon2_memory_kib: int = Field(default=65_536, ge=19_456, le=4_194_304)
+    argon2_time_cost: int = Field(default=3, ge=2, le=20)
+    argon2_parallelism: int = Field(default=4, ge=1, le=64)
+    erase_also: tuple[Path, ...] = (Path("var/exports"),)  # folders besides the inbox that erasure rewrites
+
+
 class Settings(_Strict):
     city: CityConfig
     store: StoreConfig = StoreConfig()
@@ -181,6 +210,7 @@ class Settings(_Strict):
     wall: WallConfig = WallConfig()
     server: ServerConfig = ServerConfig()
     demo: DemoConfig = DemoConfig()
+    auth: AuthConfig = AuthConfig()
     clusters: ClustersConfig = ClustersConfig()
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
     capacity: CapacityConfig = CapacityConfig()

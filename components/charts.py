@@ -23,6 +23,7 @@ def trend_figure(trend: pd.DataFrame, height: int | None = None) -> go.Figure:
                              line=dict(color=OKABE_ITO["vermillion"], width=3, dash="dash")), secondary_y=True)
     fig.update_layout(**base_layout(height=height, bargap=0.1))
     fig.update_yaxes(title_text="per day", gridcolor="#2a323b", secondary_y=False)
-    fig.update_yaxes(title_text="occupancy", tickformat=".0%", range=[0, 1.05], showgrid=False, secondary_y=True)
+    fig.update_yaxes(title_text="occupancy", tickformat=".0%", range=[0, 1.05], tickvals=[0, 0.25, 0.5, 0.75, 1],
+                     showgrid=False, secondary_y=True)
     fig.update_xaxes(gridcolor="#2a323b")
     return fig

@@ -17,10 +17,12 @@ from components.theme import MUTED, SEQUENTIAL, base_layout
 from geo.cells import cell_to_boundary_lnglat
 
 
-def _bins(values: np.ndarray, n: int) -> np.ndarray:
-    """Quantile-like bin edges so a few very hot cells do not wash out the rest."""
-    top = max(float(values.max()) if len(values) else 1.0, 1.0)
-    return np.unique(np.ceil(np.geomspace(1, top + 1, n + 1))).astype(int)
+def _bins(values: np.ndarray, n: int, min_count: int) -> np.ndarray:
+    """Bin edges: one bin for all suppressed counts (1..k-1), then geometric steps so a few very hot
+    cells do not wash out the rest."""
+    top = max(float(values.max()) if len(values) else 1.0, float(min_count))
+    upper = np.ceil(np.geomspace(min_count, top + 1, n)).astype(int)
+    return np.unique(np.concatenate([[1], upper]))
 
 
 def _rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
@@ -37,7 +39,7 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
     """cells: h3_cell, value. outlines: dicts with name, kind, rings (lng,lat). Counts < min_count show as '<k'."""
     fig = go.Figure()
     values = cells["value"].to_numpy() if len(cells) else np.array([])
-    edges = _bins(values, len(SEQUENTIAL))
+    edges = _bins(values, len(SEQUENTIAL), min_count)
     centres_x, centres_y, hover = [], [], []
     for i in range(len(edges) - 1 if len(edges) > 1 else 0):
         lo, hi = edges[i], edges[i + 1]

@@ -297,6 +297,24 @@ def _spread_points(rng: np.random.Generator, grid: PopulationGrid, n: int, weigh
         min_dist *= 0.85
 
 
+def _lloyd(seeds: np.ndarray, grid: PopulationGrid, weight_power: float, iterations: int = 15) -> np.ndarray:
+    """Move seeds towards the weighted centroids of their Voronoi cells (Lloyd's algorithm, weights =
+    people ** weight_power): areas come out compact, and smaller where people are many, which evens
+    out their populations (a planner's wish for service areas)."""
+    cx, cy = grid.centres()
+    w = grid.people.ravel().astype(float) ** weight_power
+    keep = w > 0
+    cx, cy, w = cx[keep], cy[keep], w[keep]
+    seeds = seeds.copy()
+    for _ in range(iterations):
+        _, owner = cKDTree(seeds).query(np.column_stack([cx, cy]))
+        mass = np.bincount(owner, weights=w, minlength=len(seeds))
+        moved = mass > 0
+        seeds[moved, 0] = np.bincount(owner, weights=w * cx, minlength=len(seeds))[moved] / mass[moved]
+        seeds[moved, 1] = np.bincount(owner, weights=w * cy, minlength=len(seeds))[moved] / mass[moved]
+    return seeds
+
+
 def _voronoi_partition(seeds: np.ndarray, clip_to: shapely.Geometry, grid: PopulationGrid, ids: list[str],
                        names: list[str], kind: str) -> Partition:
     cells = shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=clip_to, ordered=True)
@@ -319,19 +337,21 @@ def _facilities(rng: np.random.Generator, grid: PopulationGrid, communities: Par
     # Field hospital, quarantine centre and idle sites need floor space, not a dense neighbourhood.
     others = _spread_points(rng, grid, 5, np.where(grid.people > 0, 1.0, 0.0), min_dist=1200.0, avoid=hospitals)
     out: list[Facility] = []
+    # Sizes follow W.P. Putrajaya's MoH returns (hospital.csv / icu.csv: 385-609 beds, 14-26 ICU beds):
+    # one large public hospital and a few small ones, public and private.
     for i, xy in enumerate(hospitals):
         if i == 0:
-            beds, icu, name, owner = 620, 36, "Hospital Putrajaya (demo)", "Ministry of Health"
+            beds, icu, name, owner = 360, 16, "Hospital Putrajaya (demo)", "Ministry of Health"
         else:
-            beds = int(rng.integers(12, 36)) * 10
-            icu = beds // 20 + int(rng.integers(0, 7))
+            beds = int(rng.integers(5, 15)) * 10
+            icu = 1 + beds // 40 + int(rng.integers(0, 2))
             place = community_name(xy)
             name = f"Hospital {place}" if i % 2 else f"{place} Specialist Hospital"
             if any(f.name == name for f in out):  # two hospitals in one community: tell them apart
                 name = f"{name} {i + 1}"
             owner = "Ministry of Health" if i % 2 else "Private"
         out.append(Facility(f"HOSP-{i + 1:02d}", name, "hospital", owner, float(xy[0]), float(xy[1]), beds, icu,
-                            int(round(icu * 0.8)), int(beds * 1.1), 0.25 if i == 0 else 0.2, 0.4))
+                            icu + 2, int(beds * 1.1), 0.25 if i == 0 else 0.2, 0.4))
     x, y = others[0]
     out.append(Facility("TEMP-01", f"Field Hospital {community_name(others[0])}", "temporary_hospital",
                         "Armed Forces Medical Services", float(x), float(y), 240, 12, 8, 160, 1.0, 1.0))
@@ -394,7 +414,8 @@ def build_city(seed: int) -> City:
     total_area = boundary.area
 
     n_comm = int(rng.integers(12, 17))
-    comm_seeds = _spread_points(rng, grid, n_comm, np.sqrt(grid.smoothed), 0.8 * np.sqrt(total_area / n_comm))
+    comm_seeds = _lloyd(_spread_points(rng, grid, n_comm, np.sqrt(grid.smoothed), 0.8 * np.sqrt(total_area / n_comm)),
+                        grid, weight_power=1.0)
     names = [COMMUNITY_NAMES[i] for i in rng.permutation(len(COMMUNITY_NAMES))[:n_comm]]
     # Number communities west to east in bands, so neighbouring ids are neighbouring places.
     order = np.lexsort((comm_seeds[:, 0], np.floor((comm_seeds[:, 1].max() - comm_seeds[:, 1]) / 2500.0)))
@@ -403,8 +424,8 @@ def build_city(seed: int) -> City:
                                      "community")
 
     n_prec = int(rng.integers(5, 8))
-    prec_seeds = _spread_points(rng, grid, n_prec, np.where(grid.people > 0, 1.0, 0.0),
-                                0.8 * np.sqrt(total_area / n_prec))
+    prec_seeds = _lloyd(_spread_points(rng, grid, n_prec, np.where(grid.people > 0, 1.0, 0.0),
+                                       0.8 * np.sqrt(total_area / n_prec)), grid, weight_power=0.5)
     prec_names = [f"Balai Polis {PRECINCT_NAMES[i]}" for i in rng.permutation(len(PRECINCT_NAMES))[:n_prec]]
     precincts = _voronoi_partition(prec_seeds, boundary, grid, [f"P{i + 1:02d}" for i in range(n_prec)], prec_names,
                                    "precinct")

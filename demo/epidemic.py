@@ -46,26 +46,27 @@ SEED_INFECTIONS = 10            # introductions on day 0 (travellers)
 # Introductions per day: frequent while borders are open, rare once arrivals are quarantined.
 IMPORT_RATE_EARLY, IMPORT_RATE_LATE, IMPORTS_EARLY_UNTIL = 1.0, 0.2, 0.15
 # Intrinsic R(t) as (fraction of the period, value) knots: open growth, a movement-control order,
-# relaxation. People also react to what they see (awareness-driven behaviour, Weitz et al. 2020 PNAS):
-# transmission is divided by 1 + (recent infections / AWARE_HALF_PER_100K)^2, which turns runaway
-# growth into plateaus and makes the wave's size steady from one seed to the next.
+# relaxation. People also react to what they see (awareness-driven behaviour, after Weitz et al.
+# 2020 PNAS, who use deaths): transmission is divided by 1 + (recent infections / AWARE_HALF)^2,
+# which turns runaway growth into plateaus and keeps the wave's size steady from seed to seed.
 R_KNOTS = ((0.00, 2.0), (0.27, 2.0), (0.35, 0.80), (0.58, 0.85), (0.68, 1.35), (1.00, 1.40))
 AWARE_HALF_PER_100K = 130.0     # daily infections per 100 k at which contacts halve
 AWARE_LAG_D = (4, 10)           # people react to the news, which lags infection by about a week
 MOBILITY_KNOTS = ((0.00, 1.00), (0.27, 1.00), (0.35, 0.55), (0.58, 0.60), (0.68, 0.85), (1.00, 0.90))
 
 # ---- planted micro-clusters -------------------------------------------------------------------
-CLUSTER_SEEDS = 5               # index infections
+CLUSTER_SEEDS = 6               # index infections
 CLUSTER_R = 2.8                 # reproduction number inside the cluster before depletion
 CLUSTER_POOL = 150              # people the cluster can reach (a block of flats / a workplace)
 CLUSTER_STAY = 0.9              # share of a member's infections that stay in the cluster
-CLUSTER_SD_M = 80.0             # spread of members around the block: inside a few H3 res-9 cells
-CLUSTER_START_DAYS_BEFORE_END = (17, 22)   # emerge in the last ~3 weeks
+CLUSTER_SD_M = 70.0             # spread of members around the block: inside a few H3 res-9 cells
+CLUSTER_START_DAYS_BEFORE_END = (18, 23)   # emerge in the last ~3 weeks
 CLUSTER_MIN_SPACING_M = 1500.0
 
 # ---- clinical course --------------------------------------------------------------------------
-# A young, civil-servant city (Putrajaya's median age is under 30): shares of AGE_BANDS[:9].
-AGE_PROBS = np.array([0.19, 0.16, 0.17, 0.19, 0.13, 0.08, 0.05, 0.02, 0.01])
+# Shares of AGE_BANDS[:9]: a young city. Matched to W.P. Putrajaya in the DOSM 2020 census figures
+# that MoH Malaysia publishes (static/population.csv): 4.8 % aged 60+, ~37 % under 18.
+AGE_PROBS = np.array([0.21, 0.17, 0.17, 0.19, 0.13, 0.082, 0.035, 0.010, 0.003])
 # P(asymptomatic, mild, moderate, severe, critical | age band); severe+critical rise steeply with age.
 SEVERITY_BY_AGE = np.array([
     [0.45, 0.48, 0.065, 0.004, 0.001], [0.42, 0.51, 0.066, 0.003, 0.001], [0.33, 0.57, 0.090, 0.007, 0.003],
@@ -264,7 +265,8 @@ def _place_near(rng: np.random.Generator, city: City, x0: np.ndarray, y0: np.nda
     return x, y
 
 
-def simulate_infections(rng: np.random.Generator, city: City, days: int) -> tuple[Infections, tuple[PlantedCluster, ...]]:
+def simulate_infections(rng: np.random.Generator, city: City, days: int
+                        ) -> tuple[Infections, tuple[PlantedCluster, ...]]:
     """Run the spatial renewal process day by day; vectorised over infectors within a day."""
     grid = city.grid
     r_t = _interp_knots(R_KNOTS, days)
@@ -739,7 +741,7 @@ def generate_epidemic(city: City, seed: int, days: int, end_date: date, now: dat
     start_date = end_date - timedelta(days=days - 1)
     now_local = now_local_naive(now)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0xE91]).spawn(8)]
-    step = (lambda name, i: progress(name, i, 6)) if progress else (lambda name, i: None)
+    step = (lambda name, i: progress(name, i, 4)) if progress else (lambda name, i: None)
 
     step("epidemic: transmission", 0)
     infections, clusters = simulate_infections(streams[0], city, days)
@@ -768,7 +770,7 @@ def generate_epidemic(city: City, seed: int, days: int, end_date: date, now: dat
     pb, pb_lv = _panic_buttons(rs, city, days, start_date, now_local, daily_reported)
     levels = {**ff_lv, **fk_lv, **aq_lv, **pb_lv}
     levels.update({s.sensor_id: float(ww_daily[s.catchment, -1]) for s in city.sensors if s.kind == "wastewater"})
-    step("epidemic: done", 6)
+    step("epidemic: done", 4)
     return EpidemicData(start_date, days, cases, tests, admissions, capacity, supplies,
                         {"wastewater": ww, "footfall": ff, "fever_kiosk": fk, "panic_button": pb, "air_quality": aq},
                         clusters, infections, course, daily_reported, ww_daily, levels, mobility)

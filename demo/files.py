@@ -160,8 +160,10 @@ def _column_text(name: str, values: pd.Series) -> np.ndarray:
         return text
     if pd.api.types.is_integer_dtype(values.dtype):
         return values.to_numpy().astype(str).astype(object)
-    return np.array(["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
-                     for v in values], dtype=object)
+    missing = values.isna().to_numpy()
+    text = values.astype(object).to_numpy(copy=True)
+    text[missing] = ""
+    return text.astype(str).astype(object)
 
 
 def write_records_csv(path: Path, kind: str, frame: pd.DataFrame) -> int:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from ingest.batch import REGISTRY_KINDS, BatchBuilder
 from ingest.context import ContextProvider
-from ingest.records import KIND_BY_PLURAL, KIND_ORDER
 from ingest.fhir import ingest_fhir_document, sniff_fhir
+from ingest.records import KIND_BY_PLURAL, KIND_ORDER
 from store import BatchResult, Store
 
 log = logging.getLogger(__name__)

@@ -76,16 +76,10 @@ class JobScheduler:
 def registered_jobs() -> list[tuple[str, Callable[..., dict], str]]:
     """(name, run function, settings attribute holding run_every_s) for every analytics job that exists."""
     jobs = []
-    try:
-        from jobs import clusters
-        jobs.append(("clusters", clusters.run, "clusters"))
-    except ImportError:
-        pass
-    try:
-        from jobs import early_warning
-        jobs.append(("early_warning", early_warning.run, "early_warning"))
-    except ImportError:
-        pass
+    from jobs import clusters
+    jobs.append(("clusters", clusters.run, "clusters"))
+    from jobs import early_warning
+    jobs.append(("early_warning", early_warning.run, "early_warning"))
     return jobs
 
 

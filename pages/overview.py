@@ -28,10 +28,10 @@ def layout(**_query):
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[
                 html.H2(f"Cases in the last {settings.map.recent_days} days, by H3 cell"),
-                dcc.Graph(id=ids.OVERVIEW_MAP, config={"displaylogo": False}, style={"height": "58vh"})]),
+                dcc.Graph(id=ids.OVERVIEW_MAP, config={"displaylogo": False}, style={"height": "54vh"})]),
             html.Div(className="panel", children=[
                 html.H2("Cases, admissions and hospital occupancy"),
-                dcc.Graph(id=ids.OVERVIEW_TREND, config={"displaylogo": False}, style={"height": "58vh"})]),
+                dcc.Graph(id=ids.OVERVIEW_TREND, config={"displaylogo": False}, style={"height": "54vh"})]),
         ]),
         html.Div(id=ids.OVERVIEW_FRESHNESS),
     ])

@@ -48,21 +48,6 @@ HISTORY_DAYS = 56
 MIN_RATE_POPULATION = 50.0
 
 
-# ---- privacy -----------------------------------------------------------------------------------
-def shown_count(value: float | int | None, min_count: int, may_see_small_counts: bool) -> str:
-    """A count as displayed: '<k' for 1..k-1 unless the viewer may see small counts; zero stays 0."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    n = int(round(float(value)))
-    if 0 < n < min_count and not may_see_small_counts:
-        return f"<{min_count}"
-    return f"{n:,}"
-
-
-def is_suppressed(value: float | int | None, min_count: int, may_see_small_counts: bool) -> bool:
-    return shown_count(value, min_count, may_see_small_counts).startswith("<")
-
-
 # ---- rulebook ----------------------------------------------------------------------------------
 _rulebooks: dict[tuple[str, float], ZoneRulebook] = {}
 _rulebook_lock = threading.Lock()
@@ -85,6 +70,12 @@ def analysis_day(store: Store, today: date) -> date | None:
     if last is None:
         return None
     return min(today, last)
+
+
+def latest_scan_day(store: Store) -> date | None:
+    """The analysis day of the most recent stored scan."""
+    day = qc.latest_run_day(store)
+    return day.date() if isinstance(day, pd.Timestamp) else day
 
 
 # ---- cells -------------------------------------------------------------------------------------
@@ -184,7 +175,7 @@ def cell_day_tests(store: Store, start: date, end: date, grid: PopulationGrid) -
     reports = qc.test_counts_by_unit_day(store, start, end)
     cells = cells_at_resolution(reports["h3_cell"], grid.resolution)
     by_cell = reports.assign(h3_cell=cells).dropna(subset=["h3_cell"])[["h3_cell", "day", "tested", "positive"]]
-    by_area = reports[cells.isna() & reports["area_id"].notna()]
+    by_area = reports[cells.isna() & reports["area_id"].notna()].drop(columns="h3_cell")
     spread = by_area.merge(grid.shares, on="area_id", how="inner")
     estimated = not spread.empty
     if estimated:

@@ -102,7 +102,9 @@ def compute_kpis(store: Store, as_of: date) -> tuple[Kpi, ...]:
 
 
 def compute_trend(store: Store, as_of: date, tz: str, days: int = TREND_DAYS) -> pd.DataFrame:
-    start = as_of - timedelta(days=days - 1)
+    """Daily series for the last ``days`` days (or since the first case, if later)."""
+    first = q.first_case_date(store)
+    start = max(as_of - timedelta(days=days - 1), first) if first else as_of - timedelta(days=days - 1)
     cases = q.daily_cases(store, start, as_of)
     adm = q.daily_admissions(store, start, as_of)
     occ = q.daily_hospital_occupancy(store, start, as_of, tz)

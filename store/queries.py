@@ -19,6 +19,10 @@ def latest_case_date(store: Store) -> date | None:
     return store.scalar("SELECT max(reported_date) FROM cases")
 
 
+def first_case_date(store: Store) -> date | None:
+    return store.scalar("SELECT min(reported_date) FROM cases")
+
+
 def city_population(store: Store) -> int:
     """City population: the boundary's if given, else the sum over community areas."""
     boundary = store.scalar("SELECT sum(population) FROM areas WHERE kind = 'boundary'")

@@ -160,17 +160,17 @@ def save_cluster_day(store: Store, run: dict, clusters: pd.DataFrame, events: pd
     """
     def job(con) -> int:
         as_of = run["as_of"]
-        con.execute("DELETE FROM detected_clusters WHERE as_of = ?", [as_of])
-        con.execute("DELETE FROM cluster_runs WHERE as_of = ?", [as_of])
-        con.execute("DELETE FROM zone_events WHERE as_of = ?", [as_of])
+        _run(con, "DELETE FROM detected_clusters WHERE as_of = ?", [as_of])
+        _run(con, "DELETE FROM cluster_runs WHERE as_of = ?", [as_of])
+        _run(con, "DELETE FROM zone_events WHERE as_of = ?", [as_of])
         _insert(con, "cluster_runs", pd.DataFrame([run], columns=list(RUN_COLUMNS)), RUN_COLUMNS)
         _insert(con, "detected_clusters", clusters, CLUSTER_COLUMNS)
         _insert(con, "zone_events", events, EVENT_COLUMNS)
-        con.execute("DELETE FROM zones")
+        _run(con, "DELETE FROM zones")
         _insert(con, "zones", zones, ZONE_COLUMNS)
-        before = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        before = _run(con, "SELECT count(*) FROM alerts")[0][0]
         _insert(con, "alerts", alerts, ALERT_COLUMNS, on_conflict="ON CONFLICT (dedupe_key) DO NOTHING")
-        return con.execute("SELECT count(*) FROM alerts").fetchone()[0] - before
+        return _run(con, "SELECT count(*) FROM alerts")[0][0] - before
     return store.submit(job)
 
 
@@ -182,9 +182,14 @@ def _insert(con, table: str, frame: pd.DataFrame, columns: Sequence[str], on_con
     con.register("clusters_in", staged)
     try:
         # Cast through the table's own types: pandas hands over object columns (lists, dates).
-        types = dict(con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]).fetchall())
+        types = dict(_run(con, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                          [table]))
         casts = ", ".join(f'CAST("{c}" AS {types[c]})' for c in columns)
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {casts} FROM clusters_in {on_conflict}")
+        _run(con, f"INSERT INTO {table} ({cols}) SELECT {casts} FROM clusters_in {on_conflict}")
     finally:
         con.unregister("clusters_in")
+
+
+def _run(con, sql: str, params: Sequence | None = None) -> list[tuple]:
+    """Execute and drain the result: DuckDB refuses other work on a connection with a result pending."""
+    return con.execute(sql, params or []).fetchall()

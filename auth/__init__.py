@@ -1,0 +1,6 @@
+"""Access control for pheoc: logins, server-side sessions, the hash-chained audit trail and erasure.
+
+``install_auth(app, runtime)`` (auth.web) wires it into the Dash app; auth.cli holds the commands
+``users``, ``audit verify`` and ``erase case``. Roles and the permission table live in
+services/access.py; SQL lives in store/queries_access.py. See docs/security.md.
+"""

@@ -1,0 +1,32 @@
+"""The running app's access service: store, settings, password hasher, sessions, rate limits, clock."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from auth.passwords import Passwords
+from auth.ratelimit import RateLimiter
+from auth.sessions import SessionManager
+from settings import AuthConfig, ConfigError
+from services.access import ROLE_BY_NAME
+from store import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AuthService:
+    def __init__(self, store: Store, cfg: AuthConfig, clock: Callable[[], datetime] = utc_now):
+        for role in cfg.role_timeouts:
+            if role not in ROLE_BY_NAME:
+                raise ConfigError(f"config 'auth.role_timeouts.{role}': no such role "
+                                  f"(roles: {', '.join(ROLE_BY_NAME)})")
+        self.store, self.cfg = store, cfg
+        self.clock = clock  # tests move time forward by replacing this
+        self.passwords = Passwords(cfg)
+        self.sessions = SessionManager(store, cfg, self.now)
+        self.limiter = RateLimiter({"login": cfg.login_rate_per_min, "address_check": cfg.address_check_rate_per_min})
+
+    def now(self) -> datetime:
+        return self.clock()

@@ -1,0 +1,350 @@
+"""Micro-cluster map, cluster and zone tables, and the place-history chart for /clusters.
+
+Built on components.hexmap (the offline H3 map: cells coloured by value, area outlines) with
+three layers on top: containment zones, scanned clusters and a click layer. Zone tiers are told
+apart by three cues at once, so no one depends on seeing colour (colour-blind viewers, a washed
+out wall screen): Okabe-Ito colour, a fill pattern (red cross-hatched, orange diagonal, yellow
+dotted) and the outline style (solid, dashed, dotted), with a marker shape on each zone's label.
+
+Counts from 1 to k-1 are shown as "<k" to viewers who may not see small counts (privacy rule):
+in hovers, tables and the history chart, where such a day is drawn as a hatched bar up to k.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import h3
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import html
+from plotly.subplots import make_subplots
+
+from components.hexmap import hex_map_figure
+from components.theme import MUTED, OKABE_ITO, TEXT, base_layout
+
+M_PER_DEG_LAT = 111_320.0
+CLUSTER_COLOUR = OKABE_ITO["sky"]  # not a tier colour: a cluster is a finding, a zone is a decision
+SUPPRESSED_COLOUR = "#5f6b76"
+# Styles by rank from the most restrictive tier down; a rulebook with other tier names still gets
+# three distinct looks.
+TIER_STYLES = (
+    {"colour": OKABE_ITO["vermillion"], "dash": "solid", "width": 4, "pattern": "x", "symbol": "x", "fill": "cross-hatched"},
+    {"colour": OKABE_ITO["orange"], "dash": "dash", "width": 3, "pattern": "/", "symbol": "diamond", "fill": "diagonal"},
+    {"colour": OKABE_ITO["yellow"], "dash": "dot", "width": 3, "pattern": ".", "symbol": "circle", "fill": "dotted"},
+)
+
+
+def tier_style(tier: str, tiers: Sequence[str]) -> dict:
+    """Look of a tier; ``tiers`` is the rulebook's order, lowest restriction first."""
+    from_top = list(reversed(tiers)).index(tier) if tier in tiers else len(TIER_STYLES) - 1
+    return TIER_STYLES[min(from_top, len(TIER_STYLES) - 1)]
+
+
+def shown(value, min_count: int, may_see_small_counts: bool) -> str:
+    """'<k' for 1..k-1 unless allowed; '–' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    n = int(round(float(value)))
+    return f"<{min_count}" if 0 < n < min_count and not may_see_small_counts else f"{n:,}"
+
+
+def _suppressed(value, min_count: int, may_see_small_counts: bool) -> bool:
+    return shown(value, min_count, may_see_small_counts).startswith("<")
+
+
+# ---- the map -----------------------------------------------------------------------------------
+def _ring_lnglat(latlngs) -> list[tuple[float, float]]:
+    ring = [(lng, lat) for lat, lng in latlngs]
+    return ring + ring[:1]
+
+
+def _cells_outline_xy(cells: Sequence[str]) -> tuple[list, list]:
+    """Outer edges (and holes) of a set of cells, as one broken line (None between rings)."""
+    xs: list = []
+    ys: list = []
+    shape = h3.cells_to_h3shape(list(cells))
+    polygons = shape.polys if hasattr(shape, "polys") else [shape]
+    for poly in polygons:
+        for ring in (poly.outer, *poly.holes):
+            pts = _ring_lnglat(ring)
+            xs.extend([p[0] for p in pts] + [None])
+            ys.extend([p[1] for p in pts] + [None])
+    return xs, ys
+
+
+def _cells_fill_xy(cells: Sequence[str]) -> tuple[list, list]:
+    xs: list = []
+    ys: list = []
+    for cell in cells:
+        pts = _ring_lnglat(h3.cell_to_boundary(cell))
+        xs.extend([p[0] for p in pts] + [None])
+        ys.extend([p[1] for p in pts] + [None])
+    return xs, ys
+
+
+def _circle_xy(lat: float, lng: float, radius_m: float, n: int = 72) -> tuple[list[float], list[float]]:
+    t = np.linspace(0, 2 * np.pi, n)
+    dlat = radius_m / M_PER_DEG_LAT * np.sin(t)
+    dlng = radius_m / (M_PER_DEG_LAT * math.cos(math.radians(lat))) * np.cos(t)
+    return list(lng + dlng), list(lat + dlat)
+
+
+def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.DataFrame, clusters: pd.DataFrame,
+                       *, tiers: Sequence[str], measure: str, min_count: int, may_see_small_counts: bool,
+                       resolution: int, window_days: int) -> go.Figure:
+    """cells: h3_cell, cases, population, rate_per_100k. zones: in force. clusters: significant ones.
+
+    ``measure`` is "cases" (window counts) or "rate" (per 100,000 residents). Every clickable
+    point carries customdata [kind, key] with kind "cell" or "zone".
+    """
+    hidden = (cells["cases"].map(lambda v: _suppressed(v, min_count, may_see_small_counts))
+              if len(cells) else pd.Series(dtype=bool))
+    if measure == "rate":
+        # A rate with its population gives the count back: small counts hide their rate as well.
+        values = cells.loc[~hidden & cells["rate_per_100k"].notna(), ["h3_cell", "rate_per_100k"]]
+        base = hex_map_figure(values.rename(columns={"rate_per_100k": "value"}), outlines, min_count=0,
+                              value_label="per 100k")
+    else:
+        base = hex_map_figure(cells[["h3_cell", "cases"]].rename(columns={"cases": "value"}), outlines,
+                              min_count=1 if may_see_small_counts else min_count, value_label="cases")
+    fig = go.Figure(layout=base.layout)
+    for trace in base.data:
+        if trace.name != "cells":  # hexmap's hover layer: replaced by the click layer below
+            fig.add_trace(trace)
+    if measure == "rate" and hidden.any():
+        xs, ys = _cells_fill_xy(cells.loc[hidden, "h3_cell"])
+        fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=SUPPRESSED_COLOUR),
+                                 fillcolor=SUPPRESSED_COLOUR, name=f"<{min_count} cases: no rate shown",
+                                 hoverinfo="skip"))
+
+    zone_of_cell: dict[str, tuple[str, str]] = {}
+    order = sorted(zones.itertuples(index=False), key=lambda z: -list(tiers).index(z.tier) if z.tier in tiers else 0) \
+        if len(zones) else []
+    legend_done: set[str] = set()
+    for zone in reversed(order):  # least restrictive first, so the red core is drawn on top
+        style = tier_style(zone.tier, tiers)
+        cells_of_zone = list(zone.cells)
+        for cell in cells_of_zone:
+            zone_of_cell[cell] = (zone.zone_id, zone.tier)
+        xs, ys = _cells_fill_xy(cells_of_zone)
+        show = zone.tier not in legend_done
+        legend_done.add(zone.tier)
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0), fillcolor="rgba(0,0,0,0)",
+            fillpattern=dict(shape=style["pattern"], fgcolor=style["colour"], bgcolor="rgba(0,0,0,0)",
+                             size=9, solidity=0.25),
+            name=f"{zone.tier} zone ({style['fill']}, {style['dash']} edge)", legendgroup=f"tier-{zone.tier}",
+            showlegend=show, hoverinfo="skip"))
+        xs, ys = _cells_outline_xy(cells_of_zone)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{zone.tier} zone edge",
+                                 line=dict(color=style["colour"], width=style["width"], dash=style["dash"]),
+                                 legendgroup=f"tier-{zone.tier}", showlegend=False, hoverinfo="skip"))
+
+    edge_m = h3.average_hexagon_edge_length(resolution, unit="m")
+    if len(clusters):
+        for c in clusters.itertuples(index=False):
+            # The circle reaches the far edge of the outermost cell, not just its centre.
+            xs, ys = _circle_xy(c.centre_lat, c.centre_lng, float(c.radius_m) + edge_m)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
+                                     name="detected cluster (scan circle)", legendgroup="clusters",
+                                     showlegend=c.rank == clusters["rank"].min(), hoverinfo="skip"))
+        top_lat = [c.centre_lat + (float(c.radius_m) + edge_m) / M_PER_DEG_LAT for c in clusters.itertuples()]
+        fig.add_trace(go.Scatter(
+            x=clusters["centre_lng"], y=top_lat, mode="text", showlegend=False, hoverinfo="skip",
+            text=[f"{c.cluster_id} · p={_p(c.p_value)}" for c in clusters.itertuples()],
+            textposition="top center", textfont=dict(color=CLUSTER_COLOUR, size=15)))
+
+    # Zone labels: a marker of the tier's shape at the zone's northernmost cell; click for its history.
+    if order:
+        lab_x, lab_y, lab_text, lab_data, lab_symbol, lab_colour = [], [], [], [], [], []
+        for zone in order:
+            north = max(zone.cells, key=lambda c: h3.cell_to_latlng(c)[0])
+            lat, lng = h3.cell_to_latlng(north)
+            style = tier_style(zone.tier, tiers)
+            lab_x.append(lng)
+            lab_y.append(lat)
+            lab_text.append(f"{zone.tier} zone {zone.zone_id}<br>since {_day(zone.since)} · {len(zone.cells)} cells"
+                            "<br>click for its history")
+            lab_data.append(["zone", zone.zone_id])
+            lab_symbol.append(style["symbol"])
+            lab_colour.append(style["colour"])
+        fig.add_trace(go.Scatter(x=lab_x, y=lab_y, mode="markers", name="zones", showlegend=False,
+                                 marker=dict(size=16, symbol=lab_symbol, color=lab_colour, line=dict(width=2, color=TEXT)),
+                                 hovertext=lab_text, hoverinfo="text", customdata=lab_data))
+
+    # Click layer: every cell with cases in the window or inside a zone.
+    counts = dict(zip(cells["h3_cell"], cells["cases"])) if len(cells) else {}
+    rates = dict(zip(cells["h3_cell"], cells["rate_per_100k"])) if len(cells) else {}
+    people = dict(zip(cells["h3_cell"], cells["population"])) if len(cells) else {}
+    click_cells = list(dict.fromkeys([*counts.keys(), *zone_of_cell.keys()]))
+    if click_cells:
+        centres = np.array([h3.cell_to_latlng(c) for c in click_cells])
+        hover = []
+        for cell in click_cells:
+            n = counts.get(cell, 0)
+            rate = rates.get(cell)
+            hide = _suppressed(n, min_count, may_see_small_counts)
+            parts = [f"cases, {window_days} d: {shown(n, min_count, may_see_small_counts)}"]
+            if not hide and rate is not None and not (isinstance(rate, float) and math.isnan(rate)):
+                parts.append(f"{rate:,.0f} per 100k")
+            pop = people.get(cell)
+            if pop is not None and not (isinstance(pop, float) and math.isnan(pop)):
+                parts.append(f"about {pop:,.0f} residents")
+            if cell in zone_of_cell:
+                parts.append(f"{zone_of_cell[cell][1]} zone {zone_of_cell[cell][0]}")
+            hover.append("<br>".join(parts + [f"cell {cell}", "click for its history"]))
+        fig.add_trace(go.Scatter(x=centres[:, 1], y=centres[:, 0], mode="markers", name="cells", showlegend=False,
+                                 marker=dict(size=11, opacity=0), hovertext=hover, hoverinfo="text",
+                                 customdata=[["cell", c] for c in click_cells]))
+    fig.update_layout(clickmode="event", hovermode="closest", uirevision="clusters-map",
+                      legend=dict(orientation="h", y=-0.02, yanchor="top", font=dict(size=14)))
+    return fig
+
+
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _day(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return "–"
+    return str(pd.Timestamp(value).date())
+
+
+# ---- tables ------------------------------------------------------------------------------------
+def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: int, may_see_small_counts: bool,
+                  row_id_type: str, max_window_days: int) -> html.Div | html.Table:
+    """Significant clusters: start day, observed/expected, relative risk, p, recurrence interval, zone."""
+    if clusters is None or clusters.empty:
+        return html.P(f"No clusters detected in the last {max_window_days} days.", className="empty")
+    head = html.Tr([html.Th(h) for h in ("Cluster", "Start day", "Days", "Cells", "Observed / expected",
+                                         "Relative risk", "p", "Recurrence interval", "Zone")])
+    rows = []
+    for c in clusters.itertuples(index=False):
+        hide = _suppressed(c.observed, min_count, may_see_small_counts)
+        start, end = pd.Timestamp(c.start_date).date(), pd.Timestamp(c.end_date).date()
+        tier = getattr(c, "zone_tier", None)
+        if isinstance(tier, str):
+            style = tier_style(tier, tiers)
+            zone = html.Span([html.Span("■ ", style={"color": style["colour"]}),
+                              f"{tier} since {_day(c.zone_since)}"], title=f"zone {c.zone_id}")
+        else:
+            zone = html.Span("no zone: rulebook thresholds not met", style={"color": MUTED})
+        target = ["zone", c.zone_id] if isinstance(tier, str) else ["cell", c.centre_cell]
+        rows.append(html.Tr(
+            id={"type": row_id_type, "index": f"{target[0]}|{target[1]}"}, n_clicks=0, className="clickable",
+            style={"cursor": "pointer"}, title="click for its history", children=[
+                html.Td(c.cluster_id), html.Td(str(start)), html.Td(f"{(end - start).days + 1}"),
+                html.Td(f"{c.n_cells}"),
+                html.Td(f"{shown(c.observed, min_count, may_see_small_counts)} / {c.expected:,.1f}"),
+                html.Td("–" if hide or c.relative_risk is None or pd.isna(c.relative_risk)
+                        else f"{c.relative_risk:,.1f}", title="hidden with the small count" if hide else None),
+                html.Td(_p(c.p_value)), html.Td(_recurrence(c.recurrence_interval_days)), html.Td(zone)]))
+    return html.Table([html.Thead(head), html.Tbody(rows)], className="data cluster-table")
+
+
+def _recurrence(days: float) -> str:
+    if days >= 365:
+        return f"once in {days / 365.25:,.1f} years"
+    return f"once in {days:,.0f} days"
+
+
+def zone_table(zones: pd.DataFrame, *, tiers: Sequence[str], review_days: int, row_id_type: str) -> html.Div | html.Table:
+    """Zones in force, most restrictive first, with the day each one's review falls due."""
+    if zones is None or zones.empty:
+        return html.P("No containment zones in force.", className="empty")
+    ordered = zones.assign(_rank=[-list(tiers).index(t) if t in tiers else 0 for t in zones["tier"]]) \
+        .sort_values(["_rank", "cluster_id", "role"])
+    head = html.Tr([html.Th(h) for h in ("Zone", "Tier", "Cells", "Entered", "In tier since", "Review due", "Rule")])
+    rows = []
+    for z in ordered.itertuples(index=False):
+        style = tier_style(z.tier, tiers)
+        last = z.reviewed_on if z.reviewed_on is not None and not pd.isna(z.reviewed_on) else z.since
+        due = pd.Timestamp(last).date() + timedelta(days=review_days)
+        rows.append(html.Tr(
+            id={"type": row_id_type, "index": f"zone|{z.zone_id}"}, n_clicks=0, className="clickable",
+            style={"cursor": "pointer"}, title="click for its history", children=[
+                html.Td(z.zone_id),
+                html.Td([html.Span("■ ", style={"color": style["colour"]}), z.tier,
+                         html.Span(f" ({style['fill']})", style={"color": MUTED})]),
+                html.Td(f"{len(z.cells)}"), html.Td(_day(z.entered_on)), html.Td(_day(z.since)),
+                html.Td(str(due)), html.Td(f"{z.rule_id} {z.rule_version}")]))
+    return html.Table([html.Thead(head), html.Tbody(rows)], className="data zone-table")
+
+
+# ---- history -----------------------------------------------------------------------------------
+def history_figure(daily: pd.DataFrame, events: pd.DataFrame, *, tiers: Sequence[str], min_count: int,
+                   may_see_small_counts: bool, tests_estimated: bool, height: int = 460) -> go.Figure:
+    """Daily cases (top) and tests with 7-day positivity (bottom); a line where each tier was entered."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.08,
+                        specs=[[{}], [{"secondary_y": True}]])
+    cases = daily["cases"].to_numpy()
+    hide = np.array([_suppressed(v, min_count, may_see_small_counts) for v in cases], dtype=bool)
+    shown_cases = np.where(hide, np.nan, cases)
+    fig.add_trace(go.Bar(x=daily["day"], y=shown_cases, name="cases / day", marker_color=OKABE_ITO["sky"],
+                         hovertemplate="%{x|%d %b}: %{y} cases<extra></extra>"), row=1, col=1)
+    if hide.any():
+        fig.add_trace(go.Bar(
+            x=daily["day"][hide], y=[min_count] * int(hide.sum()), name=f"<{min_count} cases (hidden)",
+            marker=dict(color="rgba(0,0,0,0)", line=dict(color=SUPPRESSED_COLOUR, width=1),
+                        pattern=dict(shape="/", fgcolor=SUPPRESSED_COLOUR)),
+            hovertemplate=f"%{{x|%d %b}}: <{min_count} cases<extra></extra>"), row=1, col=1)
+    tests_label = "tests / day (estimated from area reports)" if tests_estimated else "tests / day"
+    fig.add_trace(go.Bar(x=daily["day"], y=daily["tested"].round(1), name=tests_label,
+                         marker_color=MUTED, opacity=0.5), row=2, col=1)
+    tested7 = daily["tested"].rolling(7, min_periods=7).sum()
+    positive7 = daily["positive"].rolling(7, min_periods=7).sum()
+    positivity = (positive7 / tested7).where(tested7 > 0)
+    fig.add_trace(go.Scatter(x=daily["day"], y=positivity, name="7-day positivity", mode="lines",
+                             line=dict(color=OKABE_ITO["purple"], width=3)), row=2, col=1, secondary_y=True)
+    top = max(float(np.nanmax(shown_cases)) if np.isfinite(shown_cases).any() else 0.0,
+              float(min_count) if hide.any() else 0.0, 1.0)
+    if events is not None and len(events):
+        first_day = pd.Timestamp(daily["day"].iloc[0]) if len(daily) else None
+        for e in events.itertuples(index=False):
+            when = pd.Timestamp(e.as_of)
+            if first_day is not None and when < first_day:
+                continue
+            tier = e.tier if isinstance(e.tier, str) else e.previous_tier
+            style = tier_style(tier, tiers) if isinstance(tier, str) else {"colour": MUTED, "dash": "dot"}
+            label = f"{e.kind} {e.tier}" if isinstance(e.tier, str) else f"{e.kind} ({e.previous_tier})"
+            fig.add_shape(type="line", x0=when, x1=when, y0=0, y1=1, xref="x", yref="paper",
+                          line=dict(color=style["colour"], width=3, dash=style["dash"]))
+            fig.add_annotation(x=when, y=top * 1.08, xref="x", yref="y", text=label, showarrow=False,
+                               font=dict(color=style["colour"], size=14), xanchor="right", textangle=-90,
+                               yanchor="top")
+    fig.update_layout(**base_layout(height=height, barmode="overlay", bargap=0.1,
+                                    margin=dict(l=50, r=50, t=20, b=30), legend=dict(orientation="h", y=-0.12)))
+    fig.update_yaxes(title_text="cases", gridcolor="#2a323b", rangemode="tozero", range=[0, top * 1.15], row=1, col=1)
+    fig.update_yaxes(title_text="tests", gridcolor="#2a323b", rangemode="tozero", row=2, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="positivity", tickformat=".0%", showgrid=False, rangemode="tozero",
+                     row=2, col=1, secondary_y=True)
+    fig.update_xaxes(gridcolor="#2a323b")
+    return fig
+
+
+def history_summary(daily: pd.DataFrame, events: pd.DataFrame, *, window_days: int, min_count: int,
+                    may_see_small_counts: bool, tests_estimated: bool, as_of: date) -> html.Div:
+    """Totals over the window and the list of zone decisions, oldest first."""
+    recent = daily[pd.to_datetime(daily["day"]) > pd.Timestamp(as_of) - pd.Timedelta(days=window_days)]
+    cases = int(recent["cases"].sum())
+    tested = float(recent["tested"].sum())
+    positive = float(recent["positive"].sum())
+    tests_text = f"{tested:,.0f} tests" + (" (estimated from area reports)" if tests_estimated else "")
+    positivity = f", {positive / tested:.1%} positive" if tested > 0 else ""
+    items = []
+    for e in (events.itertuples(index=False) if events is not None else ()):
+        what = (f"{e.kind} {e.tier}" + (f" (was {e.previous_tier})" if isinstance(e.previous_tier, str) else "")
+                if isinstance(e.tier, str) else f"{e.kind} (was {e.previous_tier})")
+        items.append(html.Li([html.B(f"{_day(e.as_of)} · {what}"), f" · zone {e.zone_id} · rule {e.rule_id} "
+                              f"{e.rule_version}", html.Br(), html.Span(str(e.reason or ""), style={"color": MUTED})]))
+    return html.Div([
+        html.P([html.Span(f"Last {window_days} days: "),
+                html.B(shown(cases, min_count, may_see_small_counts), className="history-cases"),
+                f" cases · {tests_text}{positivity}"]),
+        html.H3("Zone history", style={"fontSize": "1rem", "margin": "0.3rem 0"}),
+        html.Ul(items, className="zone-events") if items else html.P("Never in a zone.", className="empty"),
+    ])

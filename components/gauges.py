@@ -1,0 +1,348 @@
+"""Early-warning figures: indicator gauges coloured by a rulebook, the aligned Rockland-style view
+(new infections, severity, hospital capacity on one shared time axis, with the forecast band), R(t)
+with its credible interval, and the days-until-capacity tile.
+
+Rockland County's "Early Warning Dashboard" (New York, 2020) put new infections, severity and hospital
+capacity on one screen so that a rise in the first is seen next to what it will do to the last; the three
+panels here share one x axis for that reason. Builders take plain data (DataFrames and objects with the
+attributes named in the Protocols below) and return Plotly figures or Dash components; they never read
+the store.
+"""
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import html
+from plotly.subplots import make_subplots
+
+from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, TEXT, base_layout
+
+GRID = "#2a323b"
+# Colour steps of the gauge: the level the value is in at full strength, the others dimmed so the eye
+# goes to the current level while every threshold stays visible.
+CURRENT_STEP_ALPHA, OTHER_STEP_ALPHA = 0.95, 0.35
+BAND_FILL = "rgba(86, 180, 233, 0.22)"  # sky blue, translucent: the 5-95 % forecast band
+MAX_GAUGES_PER_ROW = 9  # one row on a 1920-pixel wall screen
+LABEL_WRAP_CHARS = 24  # about the width of one of nine gauges at 14 px
+
+
+class ThresholdMarkLike(Protocol):
+    value: float
+    level_label: str
+    colour: str
+
+
+class GaugeLike(Protocol):
+    indicator: str
+    label: str
+    unit: str
+    value: float | None
+    level_label: str | None
+    colour: str | None
+    lowest_colour: str
+    thresholds: Sequence[ThresholdMarkLike]
+    axis_min: float
+    axis_max: float
+    is_fraction: bool
+    in_rulebook: bool
+
+
+class CapacityLike(Protocol):
+    beds_capacity: float | None
+    beds_days_median: int | None
+    beds_days_upper: int | None
+    icu_capacity: float | None
+    icu_days_median: int | None
+    icu_days_upper: int | None
+    trigger: bool
+    horizon_days: int
+    threshold: float
+    note: str
+
+
+# ---- gauges -----------------------------------------------------------------------------------------
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def _format_number(value: float, is_fraction: bool) -> str:
+    if is_fraction:
+        return f"{value:.0%}" if abs(value) >= 0.1 else f"{value:.1%}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 or value == int(value) else f"{value:.2f}"
+
+
+def gauge_steps(gauge: GaugeLike) -> list[dict]:
+    """Coloured ranges between the threshold marks, the gauge's current level at full strength."""
+    edges = [gauge.axis_min, *[m.value for m in gauge.thresholds], gauge.axis_max]
+    colours = [gauge.lowest_colour, *[m.colour for m in gauge.thresholds]]
+    steps = []
+    for low, high, colour in zip(edges[:-1], edges[1:], colours):
+        if high <= low:
+            continue
+        current = gauge.colour is not None and colour.upper() == gauge.colour.upper()
+        steps.append({"range": [low, high], "color": _rgba(colour, CURRENT_STEP_ALPHA if current else OTHER_STEP_ALPHA),
+                      "line": {"color": PANEL, "width": 2}})
+    return steps
+
+
+def _ticks(gauge: GaugeLike) -> list[float]:
+    """Axis ticks: every threshold mark and the two ends (an end too close to a mark is left out)."""
+    marks = sorted({m.value for m in gauge.thresholds})
+    span = (gauge.axis_max - gauge.axis_min) or 1.0
+    # A zero start goes without saying; a negative one (wastewater change) does not.
+    ends = [v for v in (gauge.axis_min, gauge.axis_max) if v != 0 and all(abs(v - m) > 0.06 * span for m in marks)]
+    return sorted({*marks, *ends})
+
+
+def gauge_indicator(gauge: GaugeLike, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> go.Indicator:
+    tickvals = _ticks(gauge)
+    ticktext = [_format_number(v, gauge.is_fraction) for v in tickvals]
+    number = {"font": {"size": 26, "color": gauge.colour or TEXT}}
+    if gauge.is_fraction:
+        number["valueformat"] = ".1%"
+    else:
+        number["valueformat"] = ",.0f" if gauge.value is not None and abs(gauge.value) >= 100 else ",.2f"
+    return go.Indicator(
+        mode="gauge+number" if gauge.value is not None else "gauge",
+        value=gauge.value if gauge.value is not None else gauge.axis_min,
+        number=number,
+        gauge={
+            "shape": "angular",
+            "axis": {"range": [gauge.axis_min, gauge.axis_max], "tickvals": tickvals, "ticktext": ticktext,
+                     "tickfont": {"size": 13, "color": MUTED}, "tickwidth": 2, "tickcolor": TEXT},
+            "bar": {"color": TEXT if gauge.value is not None else "rgba(0,0,0,0)", "thickness": 0.28},
+            "bgcolor": PANEL, "borderwidth": 0,
+            "steps": gauge_steps(gauge),
+        },
+        domain={"x": list(x_domain), "y": list(y_domain)},
+    )
+
+
+def gauge_status(gauge: GaugeLike) -> tuple[str, str]:
+    """The text under a gauge's title and its colour: the level, or why there is none."""
+    if gauge.value is None:
+        return "no data", MUTED
+    if not gauge.in_rulebook:
+        return "not in this rulebook", MUTED
+    return (gauge.level_label or "not assessed"), (gauge.colour or MUTED)
+
+
+def gauge_grid_figure(gauges: Sequence[GaugeLike], height_per_row: int = 270) -> go.Figure:
+    """All gauges in a grid (at most MAX_GAUGES_PER_ROW per row); threshold values are the axis ticks.
+
+    Titles are annotations above each cell rather than the indicator's own title, which Plotly draws over
+    the dial when the cell is short.
+    """
+    fig = go.Figure()
+    if not gauges:
+        fig.update_layout(**base_layout(height=height_per_row))
+        fig.add_annotation(text="No indicators yet: the early-warning job has not run on this data",
+                           showarrow=False, font={"size": 18, "color": MUTED})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return fig
+    columns = min(MAX_GAUGES_PER_ROW, len(gauges))
+    rows = math.ceil(len(gauges) / columns)
+    title_share = 0.34  # of each cell's height, for up to three title lines
+    for i, gauge in enumerate(gauges):
+        row, col = divmod(i, columns)
+        x0, x1 = col / columns, (col + 1) / columns
+        top = 1.0 - row / rows
+        bottom = 1.0 - (row + 1) / rows
+        cell = top - bottom
+        fig.add_trace(gauge_indicator(gauge, (x0 + 0.012, x1 - 0.012), (bottom + 0.04 * cell, top - title_share * cell)))
+        status, colour = gauge_status(gauge)
+        fig.add_annotation(x=(x0 + x1) / 2, y=top - 0.02 * cell, xref="paper", yref="paper", yanchor="top",
+                           showarrow=False, align="center",
+                           text=f"{'<br>'.join(textwrap.wrap(gauge.label, LABEL_WRAP_CHARS))}<br><span style='color:{colour}'><b>{status}</b></span>",
+                           font={"size": 14, "color": TEXT})
+    fig.update_layout(**base_layout(height=height_per_row * rows, margin=dict(l=20, r=20, t=10, b=5)))
+    return fig
+
+
+# ---- the aligned view ---------------------------------------------------------------------------------
+def masked_counts(values: pd.Series, min_count: int, may_see_small_counts: bool) -> tuple[pd.Series, list[str]]:
+    """Counts for bars with 1..min_count-1 hidden (NaN) unless allowed, and hover texts ("<k" for those)."""
+    numbers = values.astype(float)
+    small = (numbers > 0) & (numbers < min_count)
+    if may_see_small_counts:
+        return numbers, [f"{v:,.0f}" for v in numbers.fillna(0)]
+    texts = [f"<{min_count}" if s else f"{v:,.0f}" for v, s in zip(numbers.fillna(0), small)]
+    return numbers.mask(small), texts
+
+
+def _band_traces(fig, bands: pd.DataFrame, series: str, row: int, name: str, colour: str, scale: float = 1.0,
+                 show_legend: bool = True) -> None:
+    band = bands[bands["series"] == series].sort_values("day") if not bands.empty else bands
+    if band.empty:
+        return
+    x = pd.to_datetime(band["day"])
+    fig.add_trace(go.Scatter(x=x, y=band["q95"] / scale, mode="lines", line={"width": 0}, hoverinfo="skip",
+                             showlegend=False, legendgroup=f"band-{series}"), row=row, col=1)
+    fig.add_trace(go.Scatter(x=x, y=band["q05"] / scale, mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor=BAND_FILL, name="forecast 5–95 %", legendgroup="band",
+                             showlegend=show_legend, hoverinfo="skip"), row=row, col=1)
+    fig.add_trace(go.Scatter(x=x, y=band["median"] / scale, mode="lines", name=name,
+                             line={"color": colour, "width": 2, "dash": "dash"}, legendgroup=f"band-{series}",
+                             hovertemplate="%{x|%d %b}: %{y:,.2f}<extra>" + name + "</extra>"), row=row, col=1)
+
+
+def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: int, may_see_small_counts: bool,
+                        capacity_threshold: float, as_of=None, height: int | None = None) -> go.Figure:
+    """New infections / severity / hospital capacity, three rows on one shared date axis, with forecasts.
+
+    ``timeline``: date, cases, cases_7d_avg, admissions, icu_admissions, beds_total, beds_occupied,
+    icu_total, icu_occupied. ``bands``: series (cases, admissions, beds_occupied, icu_occupied), day,
+    median, q05, q95. Occupancy is drawn as a share of capacity so beds and ICU share one axis with the
+    threshold line.
+    """
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
+                        subplot_titles=("New infections (cases per day)", "Severity: admissions per day",
+                                        "Hospital capacity (citywide occupancy)"))
+    if timeline.empty:
+        fig.update_layout(**base_layout(height=height))
+        return fig
+    x = pd.to_datetime(timeline["date"])
+    cases, case_text = masked_counts(timeline["cases"], min_count, may_see_small_counts)
+    fig.add_trace(go.Bar(x=x, y=cases, name="cases / day", marker_color=OKABE_ITO["sky"], opacity=0.5,
+                         customdata=case_text, hovertemplate="%{x|%d %b}: %{customdata} cases<extra></extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=timeline["cases_7d_avg"], name="cases, 7-day avg",
+                             line={"color": OKABE_ITO["sky"], "width": 3}), row=1, col=1)
+    _band_traces(fig, bands, "cases", 1, "cases, forecast median", OKABE_ITO["sky"])
+
+    admissions, adm_text = masked_counts(timeline["admissions"], min_count, may_see_small_counts)
+    icu_adm, icu_text = masked_counts(timeline["icu_admissions"], min_count, may_see_small_counts)
+    fig.add_trace(go.Bar(x=x, y=admissions, name="admissions / day", marker_color=OKABE_ITO["orange"], opacity=0.55,
+                         customdata=adm_text, hovertemplate="%{x|%d %b}: %{customdata} admitted<extra></extra>"),
+                  row=2, col=1)
+    fig.add_trace(go.Bar(x=x, y=icu_adm, name="ICU admissions / day", marker_color=OKABE_ITO["vermillion"],
+                         opacity=0.8, customdata=icu_text,
+                         hovertemplate="%{x|%d %b}: %{customdata} to ICU<extra></extra>"), row=2, col=1)
+    # The weekly average keeps the trend visible where single days are hidden as "<k".
+    fig.add_trace(go.Scatter(x=x, y=timeline["admissions"].rolling(7, min_periods=1).mean(),
+                             name="admissions, 7-day avg", line={"color": OKABE_ITO["orange"], "width": 3}),
+                  row=2, col=1)
+    _band_traces(fig, bands, "admissions", 2, "admissions, forecast median", OKABE_ITO["orange"], show_legend=False)
+
+    for column, total, series, name, colour in (
+            ("beds_occupied", "beds_total", "beds_occupied", "beds occupied", OKABE_ITO["purple"]),
+            ("icu_occupied", "icu_total", "icu_occupied", "ICU occupied", OKABE_ITO["vermillion"])):
+        share = timeline[column] / timeline[total].where(timeline[total] > 0)
+        fig.add_trace(go.Scatter(x=x, y=share, name=name, line={"color": colour, "width": 3},
+                                 hovertemplate="%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>"), row=3, col=1)
+        capacity = timeline[total].dropna()
+        if len(capacity):
+            _band_traces(fig, bands, series, 3, f"{name}, forecast median", colour, scale=float(capacity.iloc[-1]),
+                         show_legend=False)
+    fig.add_hline(y=capacity_threshold, row=3, col=1, line={"color": STATUS_COLOURS["bad"], "width": 2, "dash": "dot"},
+                  annotation_text=f"{capacity_threshold:.0%} of capacity", annotation_position="top left",
+                  annotation_font={"color": STATUS_COLOURS["bad"], "size": 14})
+    if as_of is not None:
+        for row in (1, 2, 3):
+            fig.add_vline(x=pd.Timestamp(as_of).timestamp() * 1000, row=row, col=1,
+                          line={"color": MUTED, "width": 1, "dash": "dot"})
+    fig.update_layout(**base_layout(height=height, barmode="overlay", bargap=0.1,
+                                    legend=dict(orientation="h", y=-0.06, font={"size": 14}),
+                                    margin=dict(l=60, r=20, t=40, b=40)))
+    for annotation in fig.layout.annotations:
+        annotation.font = {"size": 16, "color": TEXT}
+    fig.update_xaxes(gridcolor=GRID)
+    fig.update_yaxes(gridcolor=GRID, rangemode="tozero")
+    for row, observed, series in ((1, timeline["cases"], "cases"), (2, timeline["admissions"], "admissions")):
+        fig.update_yaxes(range=[0, _visible_top(observed, bands, series)], row=row, col=1)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=3, col=1)
+    return fig
+
+
+def _visible_top(observed: pd.Series, bands: pd.DataFrame, series: str) -> float:
+    """Upper end of a row's y axis: the history and the forecast median fit, the 95th percentile may not.
+
+    A growing epidemic's upper band reaches many times today's counts within four weeks; scaling the axis
+    to it would flatten the history the eye compares against, so the band runs off the top instead.
+    """
+    top = float(np.nanmax(observed.to_numpy(dtype=float))) if observed.notna().any() else 0.0
+    if not bands.empty:
+        median = bands.loc[bands["series"] == series, "median"]
+        if len(median):
+            top = max(top, float(median.max()))
+    return max(top * 1.25, 1.0)
+
+
+def rt_figure(rt: pd.DataFrame, note: str = "", height: int | None = None) -> go.Figure:
+    """R(t) (posterior mean) with its 95 % credible interval, and the line R = 1."""
+    fig = go.Figure()
+    usable = rt.dropna(subset=["mean"]) if not rt.empty else rt
+    if not usable.empty:
+        # Windows with too few cases stay NaN (not dropped) so the line and band break there.
+        usable_all = rt.iloc[rt["mean"].notna().to_numpy().argmax():]
+        x = pd.to_datetime(usable_all["date"])
+        fig.add_trace(go.Scatter(x=x, y=usable_all["q975"], mode="lines", line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=usable_all["q025"], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor="rgba(204, 121, 167, 0.3)", name="95 % credible interval",
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=usable_all["mean"], mode="lines", name="R(t), 7-day window",
+                                 line={"color": OKABE_ITO["purple"], "width": 3},
+                                 customdata=np.stack([usable_all["q025"], usable_all["q975"]], axis=-1),
+                                 hovertemplate="%{x|%d %b}: R = %{y:.2f} (%{customdata[0]:.2f}–%{customdata[1]:.2f})"
+                                               "<extra></extra>"))
+    fig.add_hline(y=1.0, line={"color": TEXT, "width": 1, "dash": "dash"})
+    if usable.empty:
+        fig.add_annotation(text=note or "not enough cases to estimate R(t)", showarrow=False, xref="paper",
+                           yref="paper", x=0.5, y=0.5, font={"size": 16, "color": MUTED})
+    top = float(np.nanmax(usable["q975"])) if not usable.empty else 2.0
+    fig.update_layout(**base_layout(height=height, margin=dict(l=50, r=20, t=10, b=30),
+                                    legend=dict(orientation="h", y=-0.2, font={"size": 13})))
+    fig.update_yaxes(range=[0, max(2.0, min(top, 6.0)) * 1.05], gridcolor=GRID, title_text="R(t)")
+    fig.update_xaxes(gridcolor=GRID)
+    return fig
+
+
+def capacity_tile(capacity: CapacityLike | None, red_days: int) -> html.Div:
+    """Days until the citywide bed (and ICU) census reaches the threshold; red at or under ``red_days``."""
+    if capacity is None:
+        return html.Div("No forecast yet: the early-warning job has not run on this data.", className="empty")
+    if capacity.beds_capacity is None:
+        return html.Div(capacity.note or "No hospital capacity reports.", className="empty")
+
+    def days_text(days: int | None) -> str:
+        if days is None:
+            return f"> {capacity.horizon_days}"
+        return "now" if days == 0 else f"{days}"
+
+    def block(label: str, key: str, median: int | None, upper: int | None, total: float | None):
+        red = median is not None and median <= red_days
+        amber = not red and upper is not None and upper <= red_days
+        status = "bad" if red else "warn" if amber else "ok"
+        return html.Div(className=f"kpi kpi-{status}", id=f"ew-capacity-{key}",
+                        style={"borderTopColor": STATUS_COLOURS[status]}, children=[
+            html.Div(f"{label}: days until {capacity.threshold:.0%} of {total:,.0f}", className="kpi-label"),
+            html.Div(days_text(median), className="kpi-value", **{"data-days": key}),
+            html.Div(f"median projection; 95th percentile: {days_text(upper)} days", className="kpi-detail")])
+
+    blocks = [block("Hospital beds", "beds", capacity.beds_days_median, capacity.beds_days_upper,
+                    capacity.beds_capacity)]
+    if capacity.icu_capacity:
+        blocks.append(block("ICU beds", "icu", capacity.icu_days_median, capacity.icu_days_upper,
+                            capacity.icu_capacity))
+    verdict = (f"RED TRIGGER: within {red_days} days of {capacity.threshold:.0%} hospital capacity"
+               if capacity.trigger else f"Not within {red_days} days of {capacity.threshold:.0%} capacity")
+    return html.Div([
+        html.Div(blocks, className="kpi-row"),
+        html.Div(verdict, id="ew-capacity-verdict",
+                 style={"color": STATUS_COLOURS["bad"] if capacity.trigger else MUTED, "fontWeight": 700,
+                        "marginTop": "0.3rem"}),
+        html.Div(f"New York State, December 2020: a region {red_days} days from {capacity.threshold:.0%} of "
+                 "hospital capacity at its current growth goes red.", className="kpi-detail"),
+    ])

@@ -1,0 +1,334 @@
+"""The daily micro-cluster job: scan recent cases for space-time clusters, turn them into zones, store both.
+
+Following NYC DOHMH's daily prospective SaTScan runs (Kulldorff et al. 2005; Greene et al. 2021)
+and New York State's Cluster Action Initiative (October 2020):
+
+1. cases per H3 cell and day over the study period (``clusters.study_days`` ending on the
+   analysis day) -> analytics.scan.prospective_space_time_scan with ``settings.clusters``;
+2. each reported cluster keeps the id of the cluster or zone it overlaps from before, so a
+   zone can be followed from day to day while its cluster drifts a cell or two;
+3. significant clusters (p <= ``report_p_max``) and the cores of zones still in force are
+   assessed with the zone rulebook (7-day positivity, daily cases per 100k) ->
+   analytics.zones.zones_from_clusters; update_zone_history decides entered / escalated /
+   reviewed / lifted against the zones in force (folded from the stored history);
+4. the run, its clusters, the day's zone events and the folded zones table are written in one
+   transaction; a core zone newly in one of the two highest tiers (orange, red) raises one alert.
+
+Idempotent per day: the inputs are fingerprinted, a rerun on unchanged inputs writes nothing,
+and a rerun on changed inputs (late reports) replaces that day's results.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import h3
+import numpy as np
+import pandas as pd
+
+from analytics.scan import ScanResult, prospective_space_time_scan
+from analytics.zones import (
+    CORE_ROLE,
+    Zone,
+    ZoneEvent,
+    ZoneRulebook,
+    apply_zone_events,
+    update_zone_history,
+    zones_from_clusters,
+)
+from geo.areas import AreaShape, PointLocator, geometry_from_geojson
+from services.clusters import (
+    PopulationGrid,
+    analysis_day,
+    cell_centre_latlng,
+    cell_day_cases,
+    cell_day_tests,
+    load_zone_rulebook,
+    population_grid,
+)
+from settings import Settings
+from store import Store
+from store import queries as q
+from store import queries_clusters as qc
+
+ALERT_KIND = "cluster_zone"
+# The most restrictive tier is an emergency for the whole command centre, the next one a warning;
+# lower tiers (yellow: precautionary) are shown on the map but raise no alert.
+ALERT_SEVERITY_BY_TIER_FROM_TOP = ("critical", "warning")
+FINGERPRINT_VERSION = "1"  # bump when the job's computation changes, so stored days are recomputed
+
+
+@dataclass(frozen=True, slots=True)
+class DayInputs:
+    """Everything one day's analysis reads from the store."""
+    as_of: date
+    study_start: date
+    cases: pd.DataFrame  # h3_cell, day, cases over the study period
+    unplaced_cases: int
+    tests: pd.DataFrame  # h3_cell, day, tested, positive over the zone-metric window
+    grid: PopulationGrid
+    previous_events: tuple[ZoneEvent, ...]  # zone history before as_of, in order
+    known_clusters: tuple[tuple[str, frozenset[str]], ...]  # ids to carry over: zones in force, yesterday's clusters
+
+
+def run(store: Store, settings: Settings, today: date) -> dict:
+    """Scan, zone and store one day; return a summary for /healthz."""
+    started = time.monotonic()
+    cfg = settings.clusters
+    rulebook = load_zone_rulebook(settings.path(cfg.zone_rulebook))
+    as_of = analysis_day(store, today)
+    if as_of is None:
+        return {"status": "no cases"}
+    later = qc.latest_zone_event_day(store)
+    if later is not None and later > as_of:
+        # Zone history is a fold over days in order; deciding an earlier day now would rewrite it.
+        return {"status": "skipped", "as_of": as_of.isoformat(), "reason": f"zones already decided for {later}"}
+    inputs = read_inputs(store, settings, rulebook, as_of)
+    fingerprint = input_fingerprint(settings, rulebook, inputs)
+    stored = qc.cluster_run_on(store, as_of)
+    if not stored.empty and stored.at[0, "input_fingerprint"] == fingerprint:
+        row = stored.iloc[0]
+        return {"status": "unchanged", "as_of": as_of.isoformat(), "clusters": int(row["clusters"]),
+                "significant": int(row["significant"]), "zones_in_force": len(qc.zones_in_force(store))}
+
+    scan_started = time.monotonic()
+    location_ids, counts = case_matrix(inputs.cases, inputs.study_start, as_of)
+    scan = prospective_space_time_scan(
+        location_ids, counts, lat_lng_deg=cell_centre_latlng(location_ids) if len(location_ids) else np.zeros((0, 2)),
+        max_radius_m=cfg.max_radius_m, max_case_share=cfg.max_share,
+        max_window_days=min(cfg.max_window_days, counts.shape[1]), replications=cfg.replications,
+        min_cases=cfg.min_cases, seed=cfg.seed,
+    ) if len(location_ids) else ScanResult((), 0, cfg.replications, float("nan"), float("nan"))
+    scan_s = time.monotonic() - scan_started
+
+    run_id = as_of.isoformat()
+    clusters = cluster_rows(scan, run_id, as_of, inputs.study_start, cfg.report_p_max, inputs.known_clusters)
+    previous = apply_zone_events([], inputs.previous_events)
+    proposed = propose_zones(clusters, previous, inputs, rulebook, as_of, cfg.resolution)
+    events = update_zone_history(previous, proposed, as_of, rulebook)
+    all_events = (*inputs.previous_events, *events)
+    now = datetime.now(timezone.utc)
+    run_row = {
+        "run_id": run_id, "as_of": as_of, "computed_at": now, "input_fingerprint": fingerprint,
+        "study_start": inputs.study_start, "study_end": as_of, "resolution": cfg.resolution,
+        "max_radius_m": cfg.max_radius_m, "max_share": cfg.max_share, "max_window_days": cfg.max_window_days,
+        "replications": cfg.replications, "seed": cfg.seed, "min_cases": cfg.min_cases,
+        "report_p_max": cfg.report_p_max, "total_cases": scan.total_cases, "locations": len(location_ids),
+        "clusters": len(clusters), "significant": int(clusters["significant"].sum()) if len(clusters) else 0,
+        "critical_llr_05": _finite_or_none(scan.critical_llr_05), "critical_llr_01": _finite_or_none(scan.critical_llr_01),
+        "scan_s": round(scan_s, 3), "rule_id": rulebook.id, "rule_version": rulebook.version,
+    }
+    alerts = alert_rows(events, rulebook, now, inputs.grid, store)
+    new_alerts = qc.save_cluster_day(store, run_row, clusters, event_rows(events, run_id, now),
+                                     zone_table(all_events), alerts).result()
+    in_force = apply_zone_events(previous, events)
+    return {
+        "status": "computed", "as_of": as_of.isoformat(), "cases": scan.total_cases,
+        "unplaced_cases": inputs.unplaced_cases, "cells": len(location_ids), "clusters": run_row["clusters"],
+        "significant": run_row["significant"], "zones_in_force": len(in_force), "events": len(events),
+        "alerts": int(new_alerts), "scan_s": round(scan_s, 2), "total_s": round(time.monotonic() - started, 2),
+    }
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of: date) -> DayInputs:
+    cfg = settings.clusters
+    study_start = as_of - timedelta(days=cfg.study_days - 1)
+    cases, unplaced = cell_day_cases(store, study_start, as_of, cfg.resolution)
+    grid = population_grid(store, cfg.resolution)
+    # The rulebook reads 7-day positivity on each of the last 10 days: 16 days of reports.
+    metric_start = as_of - timedelta(days=rulebook.window_days + rulebook.persistence_days - 2)
+    tests, _ = cell_day_tests(store, metric_start, as_of, grid)
+    previous_events = tuple(events_from_rows(qc.zone_events_before(store, as_of)))
+    known: dict[str, set[str]] = {}
+    for zone in apply_zone_events([], previous_events):
+        if zone.role == CORE_ROLE:
+            known.setdefault(zone.cluster_id, set()).update(zone.cells)
+    for row in qc.significant_clusters_before(store, as_of).itertuples(index=False):
+        known.setdefault(row.cluster_id, set()).update(row.cells)
+    return DayInputs(as_of, study_start, cases, unplaced, tests, grid, previous_events,
+                     tuple((k, frozenset(v)) for k, v in known.items()))
+
+
+def input_fingerprint(settings: Settings, rulebook: ZoneRulebook, inputs: DayInputs) -> str:
+    """A hash of every input of the day: the same inputs give the same results, so nothing is rewritten."""
+    digest = hashlib.sha256()
+    digest.update(f"v{FINGERPRINT_VERSION}|{settings.clusters.model_dump_json()}|{rulebook.id}|{rulebook.version}|"
+                  f"{inputs.as_of}|{inputs.grid.version}|{inputs.unplaced_cases}".encode())
+    for frame in (inputs.cases, inputs.tests):
+        ordered = frame.sort_values(["h3_cell", "day"]).reset_index(drop=True)
+        digest.update(pd.util.hash_pandas_object(ordered.astype(str), index=False).to_numpy().tobytes())
+    digest.update(json.dumps([(e.as_of.isoformat(), e.kind, e.zone_id, e.tier) for e in inputs.previous_events])
+                  .encode())
+    return digest.hexdigest()
+
+
+def case_matrix(cases: pd.DataFrame, start: date, end: date) -> tuple[list[str], np.ndarray]:
+    """(cell ids, cells x days count matrix) over [start, end]; only cells with cases are locations."""
+    n_days = (end - start).days + 1
+    if cases.empty:
+        return [], np.zeros((0, n_days), dtype=np.int64)
+    cell_codes, cells = pd.factorize(cases["h3_cell"], sort=True)
+    day_codes = (pd.to_datetime(cases["day"]) - pd.Timestamp(start)).dt.days.to_numpy()
+    counts = np.zeros((len(cells), n_days), dtype=np.int64)
+    np.add.at(counts, (cell_codes, day_codes), cases["cases"].to_numpy(dtype=np.int64))
+    return list(cells), counts
+
+
+# ---- clusters ----------------------------------------------------------------------------------
+def carry_over_ids(new_cells: Iterable[frozenset[str]], known: Iterable[tuple[str, frozenset[str]]],
+                   fresh_ids: Iterable[str]) -> list[str]:
+    """An id per new cluster: the known id it overlaps most (each used once, in rank order), else a fresh one."""
+    unused = dict(known)
+    fresh = iter(fresh_ids)
+    ids = []
+    for cells in new_cells:
+        overlaps = {cid: len(cells & old) for cid, old in unused.items()}
+        best = max(overlaps, key=lambda cid: (overlaps[cid], cid), default=None)
+        if best is not None and overlaps[best] > 0:
+            ids.append(best)
+            del unused[best]
+        else:
+            ids.append(next(fresh))
+    return ids
+
+
+def cluster_rows(scan: ScanResult, run_id: str, as_of: date, study_start: date, p_max: float,
+                 known: tuple[tuple[str, frozenset[str]], ...]) -> pd.DataFrame:
+    """One row per reported cluster (detected_clusters columns), with carried-over ids."""
+    found = scan.clusters
+    ids = carry_over_ids((frozenset(c.location_ids) for c in found), known,
+                         (f"C{as_of:%Y%m%d}-{rank}" for rank in range(1, len(found) + 1)))
+    rows = []
+    for rank, (cluster, cluster_id) in enumerate(zip(found, ids), start=1):
+        lat, lng = h3.cell_to_latlng(cluster.centre_location_id)
+        rows.append({
+            "run_id": run_id, "rank": rank, "cluster_id": cluster_id, "as_of": as_of,
+            "centre_cell": cluster.centre_location_id, "centre_lat": lat, "centre_lng": lng,
+            "radius_m": cluster.radius_m, "cells": list(cluster.location_ids), "n_cells": len(cluster.location_ids),
+            "start_date": study_start + timedelta(days=cluster.start_day),
+            "end_date": study_start + timedelta(days=cluster.end_day),
+            "observed": cluster.observed, "expected": cluster.expected,
+            "relative_risk": _finite_or_none(cluster.relative_risk), "llr": cluster.llr,
+            "p_value": cluster.p_value, "recurrence_interval_days": cluster.recurrence_interval_days,
+            "significant": cluster.p_value <= p_max,
+        })
+    return pd.DataFrame(rows, columns=list(qc.CLUSTER_COLUMNS))
+
+
+# ---- zones -------------------------------------------------------------------------------------
+def propose_zones(clusters: pd.DataFrame, in_force: list[Zone], inputs: DayInputs, rulebook: ZoneRulebook,
+                  as_of: date, resolution: int) -> list[Zone]:
+    """Today's zone assessment: significant clusters, and the cores of zones in force (re-assessed)."""
+    candidates: dict[str, tuple[str, ...]] = {}
+    for row in clusters[clusters["significant"]].itertuples(index=False) if len(clusters) else ():
+        candidates[row.cluster_id] = tuple(row.cells)
+    for zone in in_force:
+        if zone.role == CORE_ROLE and zone.cluster_id not in candidates:
+            if all(h3.get_resolution(c) == resolution for c in zone.cells):  # the grid may have been reconfigured
+                candidates[zone.cluster_id] = zone.cells
+    population = inputs.grid.population
+    # Zones are for people: a cluster in cells where nobody lives (a park, a lake) has no rate to assess.
+    candidates = {cid: cells for cid, cells in candidates.items() if population.reindex(list(cells)).fillna(0).sum() > 0}
+    if not candidates:
+        return []
+    wanted = {c for cells in candidates.values() for c in cells}
+    metric_start = as_of - timedelta(days=rulebook.window_days + rulebook.persistence_days - 2)
+    cases = inputs.cases[(inputs.cases["h3_cell"].isin(wanted)) & (inputs.cases["day"] >= metric_start)]
+    tests = inputs.tests[inputs.tests["h3_cell"].isin(wanted)]
+    metrics = cases.merge(tests, on=["h3_cell", "day"], how="outer").fillna(
+        {"cases": 0, "tested": 0.0, "positive": 0.0})
+    metrics = metrics.rename(columns={"day": "date", "tested": "tests", "positive": "positives"})
+    return zones_from_clusters(candidates, metrics[["date", "h3_cell", "tests", "positives", "cases"]],
+                               rulebook, as_of, population, city_population=inputs.grid.city_population or None)
+
+
+def events_from_rows(rows: pd.DataFrame) -> list[ZoneEvent]:
+    return [ZoneEvent(r.kind, r.zone_id, r.cluster_id, _day(r.as_of), _none(r.tier), _none(r.previous_tier),
+                      tuple(r.cells), r.reason or "", r.rule_id, r.rule_version)
+            for r in rows.itertuples(index=False)]
+
+
+def event_rows(events: list[ZoneEvent], run_id: str, now: datetime) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "as_of": e.as_of, "kind": e.kind, "zone_id": e.zone_id, "cluster_id": e.cluster_id,
+        "role": e.zone_id.rsplit(":", 1)[-1], "tier": e.tier, "previous_tier": e.previous_tier,
+        "cells": list(e.cells), "reason": e.reason, "rule_id": e.rule_id, "rule_version": e.rule_version,
+        "run_id": run_id, "recorded_at": now} for e in events], columns=list(qc.EVENT_COLUMNS))
+
+
+def zone_table(events: Iterable[ZoneEvent]) -> pd.DataFrame:
+    """One row per zone ever entered: its current (or last) state, when it entered and when it was lifted."""
+    rows: dict[str, dict] = {}
+    in_force: dict[str, Zone] = {}
+    for event in events:
+        was_in_force = event.zone_id in in_force
+        in_force = {z.zone_id: z for z in apply_zone_events(in_force.values(), [event])}
+        if event.kind == "lifted":
+            if event.zone_id in rows:
+                rows[event.zone_id].update(lifted_on=event.as_of, updated_on=event.as_of)
+            continue
+        zone = in_force[event.zone_id]
+        entered_on = rows[event.zone_id]["entered_on"] if was_in_force else event.as_of
+        rows[event.zone_id] = {
+            "zone_id": zone.zone_id, "cluster_id": zone.cluster_id, "role": zone.role, "tier": zone.tier,
+            "cells": list(zone.cells), "reason": zone.reason, "rule_id": zone.rule_id,
+            "rule_version": zone.rule_version, "entered_on": entered_on, "since": zone.since,
+            "reviewed_on": zone.reviewed_on, "lifted_on": None, "updated_on": event.as_of}
+    return pd.DataFrame(list(rows.values()), columns=list(qc.ZONE_COLUMNS))
+
+
+# ---- alerts ------------------------------------------------------------------------------------
+def alert_rows(events: list[ZoneEvent], rulebook: ZoneRulebook, now: datetime, grid: PopulationGrid,
+               store: Store) -> pd.DataFrame:
+    """One alert per core zone entering (or escalating into) one of the two highest tiers."""
+    top = list(reversed(rulebook.zone_tiers))
+    severity = dict(zip(top, ALERT_SEVERITY_BY_TIER_FROM_TOP))
+    rows = []
+    locator = None
+    for e in events:
+        if e.kind not in ("entered", "escalated") or e.tier not in severity:
+            continue
+        if e.zone_id.rsplit(":", 1)[-1] != CORE_ROLE:
+            continue  # its rings are part of the same action: one alert per cluster, not per ring
+        if locator is None:
+            locator = _community_locator(store)
+        lat, lng = cell_centre_latlng(e.cells).mean(axis=0)
+        area_id = locator.locate_one(float(lat), float(lng))
+        residents = float(grid.population.reindex(list(e.cells)).fillna(0).sum())
+        verb = "entered" if e.kind == "entered" else f"escalated from {e.previous_tier} to"
+        rows.append({
+            "raised_at": now, "severity": severity[e.tier], "kind": ALERT_KIND, "area_id": area_id,
+            "title": f"Cluster {e.cluster_id} {verb} a {e.tier} zone",
+            "detail": f"{len(e.cells)} H3 cells, about {residents:,.0f} residents, as of {e.as_of}. {e.reason}. "
+                      f"Rule {e.rule_id} version {e.rule_version}.",
+            "rule_id": e.rule_id, "rule_version": e.rule_version,
+            "dedupe_key": f"{ALERT_KIND}:{e.zone_id}:{e.tier}:{e.as_of.isoformat()}"})
+    return pd.DataFrame(rows, columns=list(qc.ALERT_COLUMNS))
+
+
+def _community_locator(store: Store) -> PointLocator:
+    shapes = []
+    for r in q.areas(store, ("community", "district")).itertuples(index=False):
+        try:
+            shapes.append(AreaShape(r.area_id, r.name, r.kind, r.population, geometry_from_geojson(r.geometry)))
+        except ValueError:
+            continue  # an area that cannot be parsed names no alert; the alert is raised all the same
+    return PointLocator(shapes)
+
+
+# ---- small helpers -----------------------------------------------------------------------------
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _none(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA else x
+
+
+def _day(x) -> date:
+    return x.date() if isinstance(x, (pd.Timestamp, datetime)) else x

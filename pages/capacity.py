@@ -1,0 +1,152 @@
+"""Capacity (/capacity): hospital beds, ICU and ventilators by facility, stale reports, the bed projection
+with "days until full", supplies on hand, and spare capacity (potential sites) next to rising demand."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+
+from components.capacity import (
+    FACILITY_COLUMNS,
+    capacity_trend_figure,
+    facility_map_figure,
+    facility_table_header,
+    facility_table_rows,
+    replay_banner,
+    sites_table,
+    sort_label,
+    supplies_table,
+)
+from components.kpi import kpi_tile
+from pages import _ids as ids
+from pages._secure import secure_callback
+from services.access import current_principal
+from services.capacity import CITYWIDE, DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
+from services.mapdata import area_outlines
+from services.runtime import current_runtime
+
+dash.register_page(__name__, path="/capacity", title="pheoc · Capacity", name="Capacity", order=30)
+
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def layout(**_query):
+    settings = current_runtime().settings
+    col, desc = DEFAULT_SORT
+    return html.Div(className="page page-capacity", children=[
+        dcc.Interval(id=ids.CAPACITY_REFRESH, interval=settings.wall.refresh_s * 1000, n_intervals=0),
+        dcc.Store(id=ids.CAPACITY_SORT, data={"col": col, "desc": desc}),
+        html.Div(id=ids.CAPACITY_ASOF, className="asof"),
+        html.Div(id=ids.CAPACITY_KPIS, className="kpi-row"),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", style={"overflowX": "auto"}, children=[
+                html.H2("Facilities (click a heading to sort)"),
+                html.Table(className="data capacity-table", id="capacity-table", children=[
+                    facility_table_header(ids.CAPACITY_SORT_BUTTON, col, desc),
+                    html.Tbody(id=ids.CAPACITY_TABLE_BODY)])]),
+            html.Div(className="panel", children=[
+                html.H2("Facilities by beds (size) and occupancy (colour); potential sites; areas with rising cases"),
+                dcc.Graph(id=ids.CAPACITY_MAP, config=GRAPH_CONFIG, style={"height": "52vh"})]),
+        ]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[
+                html.H2("All hospitals: occupied beds and projection"),
+                dcc.Graph(id=ids.CAPACITY_CITY_TREND, config=GRAPH_CONFIG, style={"height": "40vh"}),
+                html.Div(id=ids.CAPACITY_CITY_NOTE, className="asof")]),
+            html.Div(className="panel", children=[
+                html.Div(style={"display": "flex", "gap": "1rem", "alignItems": "center"}, children=[
+                    html.H2("Facility trend", style={"whiteSpace": "nowrap"}),
+                    dcc.Dropdown(id=ids.CAPACITY_FACILITY_SELECT, value=CITYWIDE, clearable=False,
+                                 options=[{"label": "All hospitals", "value": CITYWIDE}],
+                                 style={"flex": "1", "color": "#101418"})]),
+                dcc.Graph(id=ids.CAPACITY_FACILITY_TREND, config=GRAPH_CONFIG, style={"height": "40vh"}),
+                html.Div(id=ids.CAPACITY_FACILITY_NOTE, className="asof")]),
+        ]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[
+                html.H2(f"Supplies: days on hand (warning below {settings.capacity.supplies_warn_days:g} days)"),
+                html.Div(id=ids.CAPACITY_SUPPLIES)]),
+            html.Div(className="panel", children=[
+                html.H2("Spare capacity: potential sites next to rising demand"),
+                html.Div(id=ids.CAPACITY_SITES)]),
+        ]),
+    ])
+
+
+@secure_callback(
+    "view_capacity",
+    Output(ids.CAPACITY_SORT, "data"), Output({"type": ids.CAPACITY_SORT_BUTTON, "col": ALL}, "children"),
+    Input({"type": ids.CAPACITY_SORT_BUTTON, "col": ALL}, "n_clicks"), State(ids.CAPACITY_SORT, "data"),
+    prevent_initial_call=True,
+)
+def sort_capacity_table(_clicks, current):
+    clicked = ctx.triggered_id
+    if not isinstance(clicked, dict) or not any(t["value"] for t in ctx.triggered):
+        return no_update, no_update
+    col = clicked["col"]
+    # A second click on the same heading reverses the order; a new heading starts with the most urgent
+    # first (highest occupancy, fewest free beds, oldest report, stale ones).
+    ascending_first = {"name", "free_beds", "vent_free", "days_until_full"}
+    desc = (not current.get("desc", True)) if current.get("col") == col else col not in ascending_first
+    label_of = {c.key: c.label for c in FACILITY_COLUMNS}
+    labels = [sort_label(label_of[o["id"]["col"]], o["id"]["col"] == col, desc) for o in ctx.outputs_list[1]]
+    return {"col": col, "desc": desc}, labels
+
+
+@secure_callback(
+    "view_capacity",
+    Output(ids.CAPACITY_ASOF, "children"), Output(ids.CAPACITY_KPIS, "children"),
+    Output(ids.CAPACITY_TABLE_BODY, "children"), Output(ids.CAPACITY_MAP, "figure"),
+    Output(ids.CAPACITY_CITY_TREND, "figure"), Output(ids.CAPACITY_CITY_NOTE, "children"),
+    Output(ids.CAPACITY_SUPPLIES, "children"), Output(ids.CAPACITY_SITES, "children"),
+    Output(ids.CAPACITY_FACILITY_SELECT, "options"),
+    Input(ids.CAPACITY_REFRESH, "n_intervals"), Input(ids.CAPACITY_SORT, "data"),
+)
+def refresh_capacity(_n, sort):
+    rt = current_runtime()
+    s = rt.settings
+    cfg = s.capacity
+    view = capacity_view(rt.store, s, datetime.now(timezone.utc))
+    may_see = current_principal().may_see_small_counts
+    sort = sort or {}
+    rows = sort_facilities(view.facilities, sort.get("col", DEFAULT_SORT[0]), bool(sort.get("desc", True)))
+    body = facility_table_rows(rows, horizon=cfg.forecast_days, min_count=s.privacy.min_count,
+                               may_see_small_counts=may_see)
+    tiles = [kpi_tile(t.key, t.label, t.display, t.detail, t.status, t.query) for t in view.tiles]
+    fig_map = facility_map_figure(view.facilities, view.sites, view.demand, area_outlines(rt.store))
+    proj = view.projection
+    fig_city = capacity_trend_figure(view.citywide, proj.band if proj else None, proj.capacity if proj else None,
+                                     cfg.full_threshold, proj.outlook.days_median if proj else None)
+    now = datetime.now(timezone.utc).astimezone()
+    asof = [replay_banner(view.replay),
+            f"Reports as of {view.reference_time:%a %d %b %Y %H:%M} UTC · cases to {view.as_of:%d %b %Y} · "
+            f"stale after {cfg.stale_after_hours:g} h · updated {now:%H:%M:%S}"]
+    supplies = supplies_table(view.supplies, cfg.supplies_warn_days)
+    sites = sites_table(view.sites, view.demand, min_count=s.privacy.min_count, may_see_small_counts=may_see)
+    options = [{"label": "All hospitals", "value": CITYWIDE}] + [
+        {"label": f"{r.name}" + (" (stale)" if r.stale else ""), "value": r.facility_id}
+        for r in view.facilities.sort_values("name").itertuples(index=False)]
+    return asof, tiles, body, fig_map, fig_city, f"Projection: {view.projection_note}", supplies, sites, options
+
+
+@secure_callback(
+    "view_capacity",
+    Output(ids.CAPACITY_FACILITY_TREND, "figure"), Output(ids.CAPACITY_FACILITY_NOTE, "children"),
+    Input(ids.CAPACITY_FACILITY_SELECT, "value"), Input(ids.CAPACITY_REFRESH, "n_intervals"),
+)
+def refresh_facility_trend(facility_id, _n):
+    rt = current_runtime()
+    cfg = rt.settings.capacity
+    trend = facility_trend(rt.store, rt.settings, facility_id or CITYWIDE, datetime.now(timezone.utc))
+    days = trend.outlook.days_median if trend.outlook else None
+    fig = capacity_trend_figure(trend.history, trend.band, trend.capacity, cfg.full_threshold, days)
+    if trend.outlook is None:
+        verdict = "no projection"
+    elif trend.outlook.days_median == 0:
+        verdict = f"at or above {cfg.full_threshold:.0%} of beds now"
+    elif trend.outlook.days_median is None:
+        verdict = f"{cfg.full_threshold:.0%} of beds not reached within {cfg.forecast_days} days"
+    else:
+        verdict = f"{cfg.full_threshold:.0%} of beds in {trend.outlook.days_median} days"
+    return fig, f"{trend.name}: {verdict} · {trend.note}"

@@ -1,0 +1,185 @@
+"""Micro-clusters (/clusters): H3 cells, space-time scan clusters and red/orange/yellow containment zones.
+
+The map colours cells by cases or rate over a chosen window, draws each significant cluster as
+its scan circle and each zone in force as a patterned polygon; the tables list the clusters
+(start day, observed/expected, relative risk, p, recurrence interval, zone) and the zones. A
+click on a cell, a zone label or a table row opens that place's history: daily cases and tests,
+and when it entered each tier (the Tianjin "click a map spot" panel). ``?cell=`` or ``?zone=``
+in the address opens with that history shown, so an alert can link straight to its zone.
+"""
+from __future__ import annotations
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+
+from components.clustermap import cluster_map_figure, cluster_table, history_figure, history_summary, zone_table
+from pages import _ids as ids
+from pages._secure import secure_callback
+from services.access import current_principal
+from services.clusters import (
+    WINDOW_CHOICES,
+    analysis_day,
+    cluster_view,
+    latest_scan_day,
+    load_zone_rulebook,
+    place_history,
+)
+from services.mapdata import area_outlines
+from services.runtime import current_runtime
+
+dash.register_page(__name__, path="/clusters", title="pheoc · Micro-clusters", name="Clusters", order=10)
+
+MEASURES = {"cases": "Cases", "rate": "Rate per 100k"}
+# Slower than the wall's KPI refresh: the scan runs every few minutes, and redrawing the map
+# more often only costs the browser.
+MIN_REFRESH_S = 30
+
+
+def _window(value) -> int:
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        return WINDOW_CHOICES[1]
+    return days if days in WINDOW_CHOICES else WINDOW_CHOICES[1]
+
+
+def _default_window(recent_days: int) -> int:
+    return recent_days if recent_days in WINDOW_CHOICES else WINDOW_CHOICES[1]
+
+
+def layout(cell: str | None = None, zone: str | None = None, **_query):
+    settings = current_runtime().settings
+    selected = {"kind": "zone", "key": zone} if zone else {"kind": "cell", "key": cell} if cell else None
+    control = {"display": "inline-flex", "gap": "1rem", "alignItems": "center", "marginRight": "2rem"}
+    return html.Div(className="page page-clusters", children=[
+        dcc.Interval(id=ids.CLUSTERS_REFRESH, interval=max(settings.wall.refresh_s, MIN_REFRESH_S) * 1000,
+                     n_intervals=0),
+        dcc.Store(id=ids.CLUSTERS_SELECTED, data=selected),
+        html.Div(id=ids.CLUSTERS_ASOF, className="asof"),
+        html.Div(className="controls", style={"margin": "0.4rem 0"}, children=[
+            html.Span(style=control, children=[
+                html.Span("Colour cells by", style={"color": "var(--muted)"}),
+                dcc.RadioItems(id=ids.CLUSTERS_MEASURE, value="cases", inline=True,
+                               options=[{"label": label, "value": v} for v, label in MEASURES.items()],
+                               labelStyle={"marginRight": "1rem"})]),
+            html.Span(style=control, children=[
+                html.Span("Window", style={"color": "var(--muted)"}),
+                dcc.RadioItems(id=ids.CLUSTERS_WINDOW, value=_default_window(settings.map.recent_days), inline=True,
+                               options=[{"label": f"{d} days", "value": d} for d in WINDOW_CHOICES],
+                               labelStyle={"marginRight": "1rem"})]),
+        ]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[
+                html.H2("Cases by H3 cell, detected clusters and containment zones"),
+                dcc.Graph(id=ids.CLUSTERS_MAP, config={"displaylogo": False, "scrollZoom": False},
+                          style={"height": "64vh"})]),
+            html.Div(className="panel", children=[
+                html.H2("History"),
+                html.Div(id=ids.CLUSTERS_DETAIL, children=html.P(
+                    "Click a cell or a zone marker on the map, or a row below, to see its history.",
+                    className="empty"))]),
+        ]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[html.H2("Clusters found by today's space-time scan"),
+                                                  html.Div(id=ids.CLUSTERS_TABLE)]),
+            html.Div(className="panel", children=[html.H2("Containment zones in force"),
+                                                  html.Div(id=ids.CLUSTERS_ZONES)]),
+        ]),
+    ])
+
+
+@secure_callback(
+    "view_clusters",
+    Output(ids.CLUSTERS_ASOF, "children"), Output(ids.CLUSTERS_MAP, "figure"), Output(ids.CLUSTERS_TABLE, "children"),
+    Output(ids.CLUSTERS_ZONES, "children"),
+    Input(ids.CLUSTERS_REFRESH, "n_intervals"), Input(ids.CLUSTERS_MEASURE, "value"),
+    Input(ids.CLUSTERS_WINDOW, "value"),
+)
+def refresh_clusters(_n, measure, window):
+    rt = current_runtime()
+    s = rt.settings
+    measure = measure if measure in MEASURES else "cases"
+    window = _window(window)
+    principal = current_principal()
+    rulebook = load_zone_rulebook(s.path(s.clusters.zone_rulebook))
+    view = cluster_view(rt.store, rt.today(), s.clusters.resolution, window)
+    fig = cluster_map_figure(view.cells, area_outlines(rt.store), view.zones, view.clusters,
+                             tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
+                             may_see_small_counts=principal.may_see_small_counts, resolution=view.resolution,
+                             window_days=window)
+    table = cluster_table(view.clusters, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
+                          may_see_small_counts=principal.may_see_small_counts, row_id_type=ids.CLUSTERS_ROW,
+                          max_window_days=s.clusters.max_window_days)
+    zones = zone_table(view.zones, tiers=rulebook.zone_tiers, review_days=rulebook.review_days,
+                       row_id_type=ids.CLUSTERS_ROW)
+    if view.run:
+        run = view.run
+        more = f" · {view.candidates} weaker candidates not shown" if view.candidates else ""
+        asof = (f"Scan of {run['as_of']:%a %d %b %Y}: {int(run['total_cases']):,} cases in "
+                f"{int(run['locations']):,} cells over {s.clusters.study_days} days, windows of 1–"
+                f"{int(run['max_window_days'])} days, {int(run['replications']):,} replications · "
+                f"{int(run['significant'])} significant (p ≤ {run['report_p_max']:g}){more} · zones by "
+                f"{rulebook.title} ({rulebook.id} {rulebook.version})")
+    elif view.as_of:
+        asof = "The cluster scan has not run yet; cells show reported cases."
+    else:
+        asof = "No case data yet."
+    return asof, fig, table, zones
+
+
+@secure_callback(
+    "view_clusters",
+    Output(ids.CLUSTERS_SELECTED, "data"),
+    Input(ids.CLUSTERS_MAP, "clickData"), Input({"type": ids.CLUSTERS_ROW, "index": ALL}, "n_clicks"),
+    State(ids.CLUSTERS_SELECTED, "data"),
+    prevent_initial_call=True,
+)
+def select_place(click, _row_clicks, current):
+    trigger = ctx.triggered_id
+    if isinstance(trigger, dict):  # a table row; re-rendered rows fire with n_clicks 0: not a click
+        if not any(t.get("value") for t in ctx.triggered):
+            return no_update
+        kind, _, key = str(trigger.get("index", "")).partition("|")
+        return {"kind": kind, "key": key} if kind in ("cell", "zone") and key else no_update
+    points = (click or {}).get("points") or []
+    data = points[0].get("customdata") if points else None
+    if isinstance(data, list) and len(data) == 2 and data[0] in ("cell", "zone"):
+        return {"kind": data[0], "key": str(data[1])}
+    return no_update if current else None
+
+
+@secure_callback(
+    "view_clusters",
+    Output(ids.CLUSTERS_DETAIL, "children"),
+    Input(ids.CLUSTERS_SELECTED, "data"), Input(ids.CLUSTERS_WINDOW, "value"),
+)
+def show_history(selected, window):
+    if not isinstance(selected, dict) or selected.get("kind") not in ("cell", "zone") or not selected.get("key"):
+        return html.P("Click a cell or a zone marker on the map, or a row below, to see its history.",
+                      className="empty")
+    rt = current_runtime()
+    s = rt.settings
+    window = _window(window)
+    principal = current_principal()
+    rulebook = load_zone_rulebook(s.path(s.clusters.zone_rulebook))
+    view_day = cluster_view_day(rt)
+    if view_day is None:
+        return html.P("No case data yet.", className="empty")
+    history = place_history(rt.store, selected["kind"], str(selected["key"])[:64], view_day, s.clusters.resolution)
+    if not history.found:
+        return html.P(f"No {selected['kind']} {str(selected['key'])[:64]} in the data.", className="empty")
+    fig = history_figure(history.daily, history.events, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
+                         may_see_small_counts=principal.may_see_small_counts, tests_estimated=history.tests_estimated)
+    summary = history_summary(history.daily, history.events, window_days=window, min_count=s.privacy.min_count,
+                              may_see_small_counts=principal.may_see_small_counts,
+                              tests_estimated=history.tests_estimated, as_of=view_day)
+    return html.Div(**{"data-place": f"{history.kind}|{history.key}"}, children=[
+        html.H3(history.title, className="history-title", style={"fontSize": "1.05rem", "margin": "0.2rem 0"}),
+        dcc.Graph(figure=fig, config={"displaylogo": False}, style={"height": "44vh"}),
+        summary,
+    ])
+
+
+def cluster_view_day(rt):
+    """The day the page reports on: the latest scan's, else the latest data's."""
+    return latest_scan_day(rt.store) or analysis_day(rt.store, rt.today())

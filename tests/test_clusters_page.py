@@ -1,0 +1,242 @@
+"""/clusters in real headless Chromium: the demo city's planted micro-clusters appear as clusters and
+zones, a click on a cell opens its history, small counts read "<k", nothing leaves 127.0.0.1.
+
+The planted clusters are checked on a demo city of DEMO_DAYS days: the space-time permutation scan
+compares each cell's recent cases with its own past, so it needs weeks of history before the
+clusters begin. On the shared 40-day demo (served_demo) the clusters start half-way through a
+city-wide ten-fold rise and are not unusual *in time*, so there the page is only checked to load
+cleanly and to agree with what the job stored.
+"""
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from datetime import date
+
+import pandas as pd
+import pytest
+import yaml
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from components.clustermap import cluster_map_figure, cluster_table, shown
+from tests.browser import ServerProcess, console_errors, external, free_port, requested_urls
+from tests.conftest import ROOT, write_config
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DEMO_DAYS = 120  # the demo's default length: ~3 months of history before the clusters emerge
+DEMO_SEED = 11
+TIERS = ("yellow", "orange", "red")
+# The wall-screen role: sees every page at cell level, small counts as "<k".
+USER, ROLE = "test-operator", "operator"
+PASSWORD = secrets.token_urlsafe(18)
+
+
+# ---- served city -------------------------------------------------------------------------------
+def _serve(dsettings, folder) -> ServerProcess:
+    """`python app.py serve` on a copy of a built demo city (as the served_demo fixture does), with USER."""
+    from auth.passwords import Passwords
+    from auth.users import add_user
+    from settings import load_settings
+    from store import Store
+
+    db = folder / "pheoc.duckdb"
+    shutil.copy(dsettings.path(dsettings.store.path), db)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
+    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
+        layer["file"] = str(dsettings.path(configured.file))
+    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
+    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
+    cfg["store"]["path"] = str(db)
+    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
+    cfg["mqtt"]["mode"] = "off"
+    port = free_port()
+    cfg["server"]["port"] = port
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    settings = load_settings(folder / "config.yaml")
+    with Store(db) as store:  # before the server opens it: one process per DuckDB file
+        add_user(store, Passwords(settings.auth), USER, ROLE, PASSWORD, actor="test")
+    return ServerProcess(folder / "config.yaml", port, folder / "server.log")
+
+
+def sign_in(driver, url: str) -> None:
+    driver.get(url + "/login?next=/clusters")
+    driver.find_element(By.ID, "username").send_keys(USER)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+
+
+@pytest.fixture(scope="module")
+def long_demo(tmp_path_factory):
+    """A DEMO_DAYS-day demo city, served; yields (server, manifest)."""
+    from app import build_demo
+    from settings import load_settings
+
+    folder = tmp_path_factory.mktemp("clusters_demo")
+    dsettings, manifest = build_demo(load_settings(write_config(folder)), seed=DEMO_SEED, days=DEMO_DAYS)
+    served = folder / "served"
+    served.mkdir()
+    proc = _serve(dsettings, served)
+    yield proc, manifest
+    proc.stop()
+
+
+def wait_for_cluster_job(proc: ServerProcess, timeout_s: float = 240) -> dict:
+    """Poll /healthz until the clusters job has run once; return its summary."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs = proc.healthz()["components"].get("JobScheduler", {}).get("jobs", {})
+        job = jobs.get("clusters", {})
+        if job.get("runs", 0) >= 1:
+            assert job.get("last_error") is None, job["last_error"]
+            return job
+        time.sleep(1)
+    raise AssertionError(f"the clusters job did not run in {timeout_s} s: {proc.log_path.read_text()[-2000:]}")
+
+
+def open_clusters_page(driver, url: str) -> None:
+    driver.get(url + "/clusters")
+    wait = WebDriverWait(driver, 60)
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#clusters-map .main-svg")))
+    wait.until(lambda d: d.find_element(By.ID, "clusters-table").text.strip() != "")
+    wait.until(lambda d: d.find_element(By.ID, "clusters-asof").text.strip() != "")
+
+
+def map_traces(driver) -> list[dict]:
+    """name, customdata and hovertext of every trace the map drew, as the browser holds them."""
+    return driver.execute_script("""
+        const gd = document.querySelector('#clusters-map .js-plotly-plot');
+        return gd.data.map(t => ({name: t.name || '', customdata: t.customdata || null,
+                                  hovertext: t.hovertext || null, text: t.text || null}));""")
+
+
+def _cell_points(traces: list[dict]) -> tuple[int, dict[str, str]]:
+    """(index of the click layer, cell -> its hover text)."""
+    index = next(i for i, t in enumerate(traces) if t["name"] == "cells")
+    layer = traces[index]
+    return index, {c[1]: h for c, h in zip(layer["customdata"], layer["hovertext"])}
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_history(long_demo, browser):
+    proc, manifest = long_demo
+    summary = wait_for_cluster_job(proc)
+    assert summary["status"] in ("computed", "unchanged") and summary["significant"] >= 1, summary
+    requested_urls(browser)
+    sign_in(browser, proc.url)
+    console_errors(browser)  # start both logs afresh
+    open_clusters_page(browser, proc.url)
+
+    # Every planted cluster lies in a cluster's core zone on the map (a core is the cluster's cells).
+    traces = map_traces(browser)
+    layer_index, hover = _cell_points(traces)
+    cluster_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table table.cluster-table tbody tr")
+    assert len(cluster_rows) >= len(manifest.clusters)
+    found_cells = []
+    for planted in manifest.clusters:
+        in_core = [c for c in planted.cells if c in hover and ":core" in hover[c]]
+        assert in_core, f"planted cluster {planted.cluster_id} ({planted.cells}) is in no core zone on the map"
+        found_cells.append(in_core[0])
+    zone_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-zones table.zone-table tbody tr")
+    assert zone_rows and any(t in browser.find_element(By.ID, "clusters-zones").text for t in ("red", "orange"))
+    labels = " ".join(" ".join(t["text"]) for t in traces if isinstance(t["text"], list))
+    assert "p=" in labels, "cluster circles carry their p-value"
+    assert browser.find_element(By.ID, "clusters-asof").text.startswith("Scan of")
+
+    # Small counts: no cell's hover gives 1..k-1 cases.
+    window_counts = [h.split("<br>")[0].split(": ", 1)[1] for h in hover.values()]
+    assert "<5" in window_counts
+    assert not any(v in {"1", "2", "3", "4"} for v in window_counts)
+
+    # Click a planted cluster's cell on the map: its history opens, with the tier it entered.
+    target = found_cells[0]
+    position = list(hover).index(target)
+    point = browser.execute_script(
+        "return document.querySelectorAll('#clusters-map .scatterlayer .trace')[arguments[0]]"
+        ".querySelectorAll('path.point')[arguments[1]];", layer_index, position)
+    assert point is not None, "the click layer's point is not in the SVG"
+    ActionChains(browser).move_to_element(point).click().perform()
+    WebDriverWait(browser, 30).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f"#clusters-detail [data-place='cell|{target}'] .main-svg")))
+    detail = browser.find_element(By.ID, "clusters-detail").text
+    assert target in detail and "Zone history" in detail
+    assert "entered red" in detail or "entered orange" in detail
+    assert "nys-cai-2020" in detail
+
+    # A zone row in the table opens the zone's history.
+    zone_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-zones table.zone-table tbody tr")
+    zone_id = zone_rows[0].find_elements(By.TAG_NAME, "td")[0].text
+    zone_rows[0].click()
+    WebDriverWait(browser, 30).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f"#clusters-detail [data-place='zone|{zone_id}'] .main-svg")))
+    assert "entered" in browser.find_element(By.ID, "clusters-detail").text
+
+    # The rate view draws too.
+    browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='rate']").click()
+    WebDriverWait(browser, 30).until(lambda d: any("per 100k" in t["name"] for t in map_traces(d)))
+    time.sleep(1)
+
+    browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='cases']").click()
+    WebDriverWait(browser, 30).until(lambda d: any(t["name"].endswith(" cases") for t in map_traces(d)))
+    browser.execute_script("window.scrollTo(0, 0)")
+    time.sleep(1.5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "clusters.png"))
+
+    assert console_errors(browser) == []
+    urls = requested_urls(browser)
+    assert any("_dash-update-component" in u for u in urls)
+    assert external(urls) == [], "the clusters page asked for something outside 127.0.0.1"
+
+
+# ---- small counts, without a browser -----------------------------------------------------------
+def _clusters_frame(observed: int) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "rank": 1, "cluster_id": "C1", "centre_cell": "89650518dc7ffff", "centre_lat": 2.93, "centre_lng": 101.72,
+        "radius_m": 300.0, "cells": ["89650518dc7ffff"], "n_cells": 1, "start_date": date(2026, 11, 10),
+        "end_date": date(2026, 11, 24), "observed": observed, "expected": 0.4, "relative_risk": 7.9,
+        "p_value": 0.002, "recurrence_interval_days": 500.0, "zone_id": None, "zone_tier": None,
+        "zone_since": None}])
+
+
+def test_counts_below_the_threshold_are_shown_as_less_than_k():
+    assert [shown(v, 5, False) for v in (0, 1, 4, 5, 1234)] == ["0", "<5", "<5", "5", "1,234"]
+    assert shown(3, 5, True) == "3" and shown(None, 5, False) == "–" and shown(2.6, 5, False) == "<5"
+
+    def text(component) -> str:
+        if isinstance(component, (str, int, float)):
+            return str(component)
+        children = getattr(component, "children", None)
+        if children is None:
+            return ""
+        if not isinstance(children, (list, tuple)):
+            children = [children]
+        return " ".join(text(c) for c in children)
+
+    restricted = text(cluster_table(_clusters_frame(3), tiers=TIERS, min_count=5, may_see_small_counts=False,
+                                    row_id_type="r", max_window_days=21))
+    assert "<5 / 0.4" in restricted and "7.9" not in restricted  # the relative risk would give the count back
+    allowed = text(cluster_table(_clusters_frame(3), tiers=TIERS, min_count=5, may_see_small_counts=True,
+                                 row_id_type="r", max_window_days=21))
+    assert "3 / 0.4" in allowed and "7.9" in allowed
+    empty = text(cluster_table(pd.DataFrame(), tiers=TIERS, min_count=5, may_see_small_counts=False,
+                               row_id_type="r", max_window_days=21))
+    assert empty == "No clusters detected in the last 21 days."
+
+    cells = pd.DataFrame({"h3_cell": ["89650518dc7ffff", "89650518dc3ffff"], "cases": [2, 9],
+                          "population": [300.0, 500.0], "rate_per_100k": [666.7, 1800.0]})
+    for measure in ("cases", "rate"):
+        fig = cluster_map_figure(cells, [], pd.DataFrame(), pd.DataFrame(), tiers=TIERS, measure=measure,
+                                 min_count=5, may_see_small_counts=False, resolution=9, window_days=14)
+        layer = next(t for t in fig.data if t.name == "cells")
+        hover = dict(zip([c[1] for c in layer.customdata], layer.hovertext))
+        assert hover["89650518dc7ffff"].startswith("cases, 14 d: <5") and "667" not in hover["89650518dc7ffff"]
+        assert hover["89650518dc3ffff"].startswith("cases, 14 d: 9")
+        names = " ".join(t.name or "" for t in fig.data)
+        assert ("<5 cases" in names) if measure == "rate" else ("<5 cases" in names or "<5" in names)
