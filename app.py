@@ -182,8 +182,8 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
 
     mqtt = settings.mqtt
     if mqtt.mode == "embedded":
-        broker = EmbeddedBroker(host="127.0.0.1", port=mqtt.port,
-                                data_dir=settings.path(settings.store.path).parent / "broker")
+        broker = EmbeddedBroker(settings.path(settings.store.path).parent / "broker", host="127.0.0.1",
+                                port=mqtt.port)
         broker.start()
         services.started.append(broker)
         mqtt = mqtt.model_copy(update={"host": broker.host, "port": broker.port})
@@ -192,11 +192,17 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
     services.started.append(ingestor)
     if simulator_manifest is not None:
         from demo.simulator import LiveSimulator
-        publisher = MqttPublisher(mqtt.host, mqtt.port, client_id=f"{mqtt.client_id}-simulator")
-        publisher.start()
-        services.started.append(publisher)
+        publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, client_id=f"{mqtt.client_id}-simulator").connect()
+        services.started.append(_Stopper(publisher.close))
         simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed)
         services.started.append(_Loop(simulator, settings.demo.simulator_interval_s))
+
+
+class _Stopper:
+    """Gives a part whose shutdown method is not called stop() the interface Services expects."""
+
+    def __init__(self, stop):
+        self.stop = stop
 
 
 class _Loop:

@@ -261,7 +261,8 @@ def capacity_trend_figure(history: pd.DataFrame, band: pd.DataFrame | None, capa
         if icu_total.notna().any() and (icu_total > 0).any():
             share = pd.to_numeric(hist["icu_occupied"], errors="coerce") / icu_total.where(icu_total > 0)
             fig.add_trace(go.Scatter(x=hist["day"], y=share, name="ICU occupancy", mode="lines",
-                                     line=dict(color=OKABE_ITO["vermillion"], width=2, dash="dot")), secondary_y=True)
+                                     line=dict(color=OKABE_ITO["vermillion"], width=1.5, dash="dot"), opacity=0.8),
+                          secondary_y=True)
     if band is not None and len(band):
         x = pd.to_datetime(band.index)
         fig.add_trace(go.Scatter(x=x, y=band["q95"], mode="lines", line=dict(width=0), showlegend=False,
@@ -285,7 +286,8 @@ def capacity_trend_figure(history: pd.DataFrame, band: pd.DataFrame | None, capa
                            xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_layout(**base_layout(height=height, uirevision="capacity-trend"))
     fig.update_yaxes(title_text="beds", gridcolor=GRID, rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="ICU occupancy", tickformat=".0%", range=[0, 1.05], showgrid=False, secondary_y=True)
+    fig.update_yaxes(title_text="ICU occupancy", tickformat=".0%", range=[0, 1.05], tickmode="linear", tick0=0,
+                     dtick=0.25, showgrid=False, secondary_y=True)
     fig.update_xaxes(gridcolor=GRID)
     return fig
 

@@ -105,7 +105,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     if measure == "rate":
         # A rate with its population gives the count back: small counts hide their rate as well.
         values = cells.loc[~hidden & cells["rate_per_100k"].notna(), ["h3_cell", "rate_per_100k"]]
-        base = hex_map_figure(values.rename(columns={"rate_per_100k": "value"}), outlines, min_count=0,
+        base = hex_map_figure(values.rename(columns={"rate_per_100k": "value"}), outlines, min_count=1,
                               value_label="per 100k")
     else:
         base = hex_map_figure(cells[["h3_cell", "cases"]].rename(columns={"cases": "value"}), outlines,
@@ -150,7 +150,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
             xs, ys = _circle_xy(c.centre_lat, c.centre_lng, float(c.radius_m) + edge_m)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
                                      name="detected cluster (scan circle)", legendgroup="clusters",
-                                     showlegend=c.rank == clusters["rank"].min(), hoverinfo="skip"))
+                                     showlegend=bool(c.rank == clusters["rank"].min()), hoverinfo="skip"))
         top_lat = [c.centre_lat + (float(c.radius_m) + edge_m) / M_PER_DEG_LAT for c in clusters.itertuples()]
         fig.add_trace(go.Scatter(
             x=clusters["centre_lng"], y=top_lat, mode="text", showlegend=False, hoverinfo="skip",

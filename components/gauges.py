@@ -29,7 +29,7 @@ GRID = "#2a323b"
 CURRENT_STEP_ALPHA, OTHER_STEP_ALPHA = 0.95, 0.35
 BAND_FILL = "rgba(86, 180, 233, 0.22)"  # sky blue, translucent: the 5-95 % forecast band
 MAX_GAUGES_PER_ROW = 9  # one row on a 1920-pixel wall screen
-LABEL_WRAP_CHARS = 24  # about the width of one of nine gauges at 14 px
+LABEL_WRAP_CHARS = 20  # about the width of one of nine gauges at 14 px
 
 
 class ThresholdMarkLike(Protocol):

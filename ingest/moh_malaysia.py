@@ -281,21 +281,22 @@ def _boundary(store: Store) -> tuple[str, shapely.Geometry] | None:
 
 def load_state(store: Store, contexts: ContextProvider, data: MohStateData, *, batch_rows: int = 5000,
                progress: ProgressFn | None = None) -> tuple[dict[str, BatchResult], bool]:
-    """Load one state's data into ``store``; returns the result per step and whether a placeholder
-    boundary was written."""
+    """Load one state's data into ``store``; returns the result per step and whether the city boundary
+    is the placeholder square (written now, or by an earlier load)."""
     source = f"moh-malaysia:{data.state}"
     results: dict[str, BatchResult] = {}
-    placeholder = False
+    square = placeholder_boundary(data.state, data.population) if data.state in STATE_CENTRES else None
     found = _boundary(store)
     if found is None:
-        results["area"] = _write(store, contexts, source, "area", [placeholder_boundary(data.state, data.population)],
-                                 1, batch_rows, progress, "boundary")
+        if square is None:
+            raise MohDataError(f"no placeholder centre for {data.state!r}; pass a boundary GeoJSON instead")
+        results["area"] = _write(store, contexts, source, "area", [square], 1, batch_rows, progress, "boundary")
         contexts.invalidate()
-        placeholder = True
         found = _boundary(store)
         if found is None:
             raise MohDataError("the placeholder boundary was not stored; see the quarantine table")
     area_id, geom = found
+    placeholder = square is not None and area_id == square["area_id"]
     facilities = facility_records(data, geom)
     results["facility"] = _write(store, contexts, source, "facility", facilities, len(facilities), batch_rows,
                                  progress, "facilities")

@@ -24,8 +24,10 @@ paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``):
 
 Readings, the bulk of the traffic, go through :func:`fast_reading_row`, which accepts only
 well-formed records and produces exactly the row (and content hash) that
-``ingest.records.validate_record`` would; anything unusual is left to ``BatchBuilder.add``, so the
-reason codes are the same as for files.
+``ingest.records.validate_record`` would; anything unusual is left to ``validate_record`` itself,
+and other kinds go through ``BatchBuilder.add``, so the reason codes are the same as for files.
+The PUBACKs of a committed batch go out as one write (:func:`send_pubacks`). Together these keep
+the ingestor within reach of a bare paho subscriber (see bench/ingest.py).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.batch import BatchBuilder
 from ingest.context import ContextProvider
-from ingest.records import FIELD_SPECS, ValidationContext
+from ingest.records import FIELD_SPECS, Reject, ValidationContext, content_hash, validate_record
 from ingest.topics import TopicLayout, TopicRoute
 from settings import IngestConfig, MqttConfig
 from store import Store, StoreClosed
@@ -83,7 +85,8 @@ MAX_UNACKNOWLEDGED_PUBLISHES = 20_000  # MqttPublisher(wait=False) waits for the
 PUBACK = 0x40
 _PUBACK_HEAD = (PUBACK << 24) | (2 << 16)  # fixed header byte, remaining length 2, then the packet id
 _READING_FIELDS = frozenset(FIELD_SPECS["reading"])
-_READING_COLUMNS = (*INGEST_TABLES["reading"].columns, "content_hash", "raw_payload")
+_READING_FIELDS_ORDER = INGEST_TABLES["reading"].columns
+_READING_COLUMNS = (*_READING_FIELDS_ORDER, "content_hash", "raw_payload")
 # Beyond 2**53 a float cannot hold every integer; the general validator converts through float,
 # so such values are left to it to keep the fast path's rows identical.
 _EXACT_FLOAT_INT = 2 ** 53
@@ -303,12 +306,22 @@ class MessageBatch:
                              f"{route.id_field} {given!r:.60} in the payload, {route.id_value!r:.60} in the topic")
                 return
             # a non-text id is left to validation, which reports wrong_type
-        if route.kind == "reading":
-            row = fast_reading_row(record, self._sensor_ids, self._check, self._latest)
-            if row is not None:
-                self._readings.append((*row, raw))
-                return
-        self.builder.add(route.kind, record, raw, self._ctx, source=f"mqtt:{topic}")
+        if route.kind != "reading":
+            self.builder.add(route.kind, record, raw, self._ctx, source=f"mqtt:{topic}")
+            return
+        row = fast_reading_row(record, self._sensor_ids, self._check, self._latest)
+        if row is not None:
+            self._readings.append((*row, raw))
+            return
+        # The general path, as BatchBuilder.add does it, but into the same list so that readings
+        # keep their arrival order (the first of two conflicting records is the one stored).
+        try:
+            full = validate_record("reading", record, self._ctx)
+        except Reject as rej:
+            self.builder.reject(rej.code, rej.detail, raw, kind="reading", source=f"mqtt:{topic}")
+            return
+        self._readings.append((*(full[c] for c in _READING_FIELDS_ORDER), content_hash(full, _READING_FIELDS_ORDER),
+                               raw))
 
     def reject_unprocessable(self, topic: str, payload: bytes, exc: BaseException) -> None:
         """A message the code itself failed on (a bug): keep it for a person rather than lose it."""
@@ -319,11 +332,7 @@ class MessageBatch:
         batch = self.builder.build()
         if not self._readings:
             return batch
-        columns = list(zip(*self._readings))
-        frame = pd.DataFrame(dict(zip(_READING_COLUMNS, columns)))
-        slow = batch.rows_by_kind.get("reading")
-        if slow is not None and len(slow):
-            frame = pd.concat([frame, slow], ignore_index=True)
+        frame = pd.DataFrame(dict(zip(_READING_COLUMNS, zip(*self._readings))))
         return IngestBatch(source=batch.source, channel=batch.channel,
                            rows_by_kind={**batch.rows_by_kind, "reading": frame}, quarantined=batch.quarantined)
 
@@ -401,6 +410,8 @@ class MqttIngestor:
         self._pending: queue.Queue = queue.Queue(maxsize=PIPELINE_DEPTH)
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
+        self._resync = threading.Event()  # set when a message was not handed over: reconnect
+        self._disconnecting_on_purpose = False
         self._epoch = 0
         self._epoch_lock = threading.Lock()  # an ack is queued only while its connection is current
         self._lock = threading.Lock()  # guards the counters more than one thread writes
@@ -526,8 +537,10 @@ class MqttIngestor:
             # message then stays unacknowledged and the broker delivers it again next time.
             self._buffer.put((message.topic, message.payload, message.mid, message.qos, self._epoch))
         except Exception as exc:
-            # Not acknowledged, so not lost: the broker redelivers it after the next reconnect.
+            # Not acknowledged, so not lost: the broker redelivers it on the next connection,
+            # which the watchdog makes at once.
             self._record_error("on_message failed", exc)
+            self._resync.set()
 
     # ---- batching thread -----------------------------------------------------------------------
     def _batch_loop(self) -> None:
@@ -669,16 +682,33 @@ class MqttIngestor:
     def _watchdog_loop(self) -> None:
         while not self._stopping.wait(WATCHDOG_INTERVAL_S):
             try:
-                # loop_start() refuses while the network thread runs; if it starts one, the old
-                # thread had died.
-                if self._client.loop_start() == paho.MQTT_ERR_SUCCESS:
-                    with self._lock:
-                        self._loop_restarts += 1
-                    self._record_error("the MQTT network loop had stopped; restarted it")
-                    if not self._client.is_connected():
-                        self._connect_async()
+                self._watch_once()
             except Exception as exc:
                 self._record_error("watchdog failed", exc)
+
+    def _watch_once(self) -> None:
+        client = self._client
+        if self._resync.is_set() and client.is_connected():
+            # A message could not be handed over, so it is neither stored nor acknowledged. The
+            # broker redelivers unacknowledged messages only on a new connection: make one.
+            self._resync.clear()
+            self._disconnecting_on_purpose = True
+            log.warning("mqtt: reconnecting so that the broker redelivers an unhandled message")
+            client.disconnect()  # the network loop then ends; the next pass reconnects
+            return
+        # loop_start() refuses while the network thread runs; if it starts one, the old one ended.
+        if client.loop_start() != paho.MQTT_ERR_SUCCESS:
+            return
+        if self._disconnecting_on_purpose:
+            self._disconnecting_on_purpose = False
+        else:
+            with self._lock:
+                self._loop_restarts += 1
+            self._record_error("the MQTT network loop had stopped; restarted it")
+        if not client.is_connected():
+            client.loop_stop()  # a loop started while disconnected would just end again
+            self._connect_async()
+            client.loop_start()
 
 
 class MqttPublisher:

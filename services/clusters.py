@@ -273,7 +273,8 @@ def place_history(store: Store, kind: str, key: str, as_of: date, resolution: in
         row = zone.iloc[0]
         cells = tuple(row["cells"])
         events = qc.zone_events_of(store, key)
-        status = "lifted " + str(row["lifted_on"]) if pd.notna(row["lifted_on"]) else f"{row['tier']} since {row['since']}"
+        status = (f"lifted {_as_date(row['lifted_on'])}" if pd.notna(row["lifted_on"])
+                  else f"{row['tier']} since {_as_date(row['since'])}")
         title = f"Zone {key} · {status} · {len(cells)} cells"
     elif kind == "cell":
         if not h3.is_valid_cell(key):
@@ -298,6 +299,10 @@ def place_history(store: Store, kind: str, key: str, as_of: date, resolution: in
     daily = pd.DataFrame({"day": day_index, "cases": case_days.to_numpy().astype(np.int64),
                           "tested": test_days["tested"].to_numpy(), "positive": test_days["positive"].to_numpy()})
     return PlaceHistory(kind, key, title, cells, daily, estimated, events, zone)
+
+
+def _as_date(value) -> date:
+    return pd.Timestamp(value).date()
 
 
 def zone_cell_lookup(zones: pd.DataFrame) -> dict[str, str]:

@@ -8,6 +8,8 @@ authorised call must succeed (200, or 204 when the callback declines to update).
 """
 from __future__ import annotations
 
+import importlib
+import json
 import shutil
 
 import dash
@@ -35,6 +37,10 @@ def authz(demo_city, tmp_path_factory):
                                         auth=dsettings.auth.model_copy(update=FAST_AUTH),
                                         base_dir=ROOT)  # rulebooks and other relative paths: the project's
     store = Store(db)
+    # Dash hands callbacks registered at import time (dash.callback in a non-page module such as
+    # pages/_shell.py) to the first app created in a process only; re-registering them here keeps
+    # this matrix complete when other tests created an app first. Page modules re-register per app.
+    importlib.reload(importlib.import_module("pages._shell"))
     app = create_app(settings, store)
     svc = app.server.extensions["pheoc.auth"]
     for role in SIGNED_IN_ROLES:
@@ -44,9 +50,9 @@ def authz(demo_city, tmp_path_factory):
     store.close()
 
 
-def _components_by_id(app) -> dict:
-    """Every component with an id in the shell and in every page's layout (what the browser would render)."""
-    found: dict = {}
+def _components(app) -> list[tuple]:
+    """(id, component) for every component with an id in the shell and every page's layout."""
+    found: list[tuple] = []
 
     def walk(node):
         if isinstance(node, (list, tuple)):
@@ -57,7 +63,7 @@ def _components_by_id(app) -> dict:
             return
         cid = getattr(node, "id", None)
         if cid is not None:
-            found[str(cid)] = node
+            found.append((cid, node))
         walk(getattr(node, "children", None))
 
     with app.server.test_request_context("/"):
@@ -68,21 +74,65 @@ def _components_by_id(app) -> dict:
     return found
 
 
-def _value(components: dict, dep: dict):
-    component = components.get(str(dep["id"]))
-    value = getattr(component, dep["property"], None) if component is not None else None
-    if value is None and dep["property"] == "n_intervals":
-        return 0
-    return value
+def _parse_id(cid):
+    """A dependency's id: a plain string, or a pattern dict whose wildcards read ["ALL"], ["MATCH"]..."""
+    if isinstance(cid, str) and cid.startswith("{"):
+        return json.loads(cid)
+    return cid
 
 
-def _body(key: str, entry: dict, components: dict, overrides: dict | None = None) -> dict:
-    outputs = [{"id": o.component_id, "property": o.component_property} for o in
-               (entry["output"] if isinstance(entry["output"], list) else [entry["output"]])]
-    inputs = [dict(d, value=(overrides or {}).get(d["property"], _value(components, d))) for d in entry["inputs"]]
-    state = [dict(d, value=_value(components, d)) for d in entry.get("state", [])]
+def _prop_value(component, prop: str):
+    value = getattr(component, prop, None) if component is not None else None
+    return 0 if value is None and prop == "n_intervals" else value
+
+
+def _dependency(components, cid, prop: str, *, with_value: bool, override=None):
+    """What the browser sends for one dependency: one item, or a list for ALL-type patterns."""
+    cid = _parse_id(cid)
+
+    def item(concrete, component):
+        entry = {"id": concrete, "property": prop}
+        if with_value:
+            entry["value"] = override if override is not None else _prop_value(component, prop)
+        return entry
+    if isinstance(cid, dict) and any(isinstance(v, list) for v in cid.values()):
+        matches = [(i, c) for i, c in components if isinstance(i, dict) and set(i) == set(cid)
+                   and all(isinstance(cid[k], list) or cid[k] == i[k] for k in cid)]
+        items = [item(i, c) for i, c in matches]
+        wildcard = next(v[0] for v in cid.values() if isinstance(v, list))
+        return items if wildcard in ("ALL", "ALLSMALLER") else (items[0] if items else item(cid, None))
+    component = next((c for i, c in components if i == cid), None)
+    return item(cid, component)
+
+
+# A person's first action on an input: the browser fires a prevent_initial_call callback only on a change.
+FIRST_ACTION = {"n_clicks": 1, "n_intervals": 1}
+
+
+def _prop_id(item: dict) -> str:
+    cid = item["id"]
+    text = json.dumps(cid, sort_keys=True, separators=(",", ":")) if isinstance(cid, dict) else cid
+    return f"{text}.{item['property']}"
+
+
+def _body(key: str, entry: dict, components, overrides: dict | None = None) -> dict:
+    """The request the browser sends when the callback's first input changes (first click, first tick)."""
+    overrides = overrides or {}
+    raw_outputs = entry["output"] if isinstance(entry["output"], list) else [entry["output"]]
+    outputs = [_dependency(components, o.component_id_str(), o.component_property, with_value=False)
+               for o in raw_outputs]
+    inputs = [_dependency(components, d["id"], d["property"], with_value=True, override=overrides.get(d["property"]))
+              for d in entry["inputs"]]
+    state = [_dependency(components, d["id"], d["property"], with_value=True) for d in entry.get("state", [])]
+    changed = []
+    first = inputs[0] if inputs else None
+    first = (first[0] if first else None) if isinstance(first, list) else first
+    if first is not None:
+        if first["property"] in FIRST_ACTION and not overrides:
+            first["value"] = FIRST_ACTION[first["property"]]
+        changed.append(_prop_id(first))
     return {"output": key, "outputs": outputs if isinstance(entry["output"], list) else outputs[0],
-            "inputs": inputs, "state": state, "changedPropIds": [f"{d['id']}.{d['property']}" for d in inputs]}
+            "inputs": inputs, "state": state, "changedPropIds": changed}
 
 
 def _principals():
@@ -108,6 +158,8 @@ def test_every_callback_declares_a_known_permission(authz):
     app, _ = authz
     served = [e for e in app.callback_map.values() if "callback" in e]  # clientside ones never reach the server
     assert len(served) >= 2
+    served_keys = {callback_key(e["callback"]) for e in served}
+    assert set(CALLBACK_PERMISSIONS) <= served_keys, "secured callbacks the app does not serve (untested)"
     for entry in served:
         key = callback_key(entry["callback"])
         if ROUTER_OUTPUT in str(entry["output"]):
@@ -131,7 +183,7 @@ def test_every_callback_as_every_role(authz, role):
         assert sign_in_client(client, actor).status_code == 303
     effective = role or "public"
     held = role_permissions(effective)
-    components = _components_by_id(app)
+    components = _components(app)
     calls = []
     for key, entry in app.callback_map.items():
         if "callback" not in entry:
