@@ -47,8 +47,12 @@ class ErasureReport:
 
 
 def _token_pattern(identifier: str) -> re.Pattern[bytes]:
-    # The id as a whole token: "DC-1" must not take "DC-12" with it.
+    # The id as a whole token: "DC-1" must not take "DC-12" with it (same rule as in the database).
     return re.compile(rb"(?<![A-Za-z0-9_-])" + re.escape(identifier.encode()) + rb"(?![A-Za-z0-9_-])")
+
+
+def file_holds_token(path: Path, identifier: str) -> bool:
+    return bool(_token_pattern(identifier).search(path.read_bytes()))
 
 
 def _drop_matching(value, identifier: str):
@@ -63,9 +67,10 @@ def _drop_matching(value, identifier: str):
 def scrub_bytes(data: bytes, name: str, identifier: str) -> bytes:
     """A landed file's bytes without the records that hold the id.
 
-    JSON documents lose the list items (records, features) that mention it; line formats (CSV,
-    NDJSON, reason files, unreadable files) lose the lines that hold it as a token; any mention
-    left after that (inside a longer token, or in a single-record document) is overwritten.
+    JSON documents lose the list items (records, features) that mention it; then any line that
+    still holds it as a whole token goes (CSV rows, NDJSON lines, reason files, unreadable files,
+    and a JSON document that is a single record). A longer id that merely contains it ("DC-12" for
+    "DC-1") is another case's and stays.
     """
     needle = identifier.encode()
     if needle not in data:
@@ -78,12 +83,8 @@ def scrub_bytes(data: bytes, name: str, identifier: str) -> bytes:
             doc = None
         if doc is not None:
             out = json.dumps(_drop_matching(doc, identifier), separators=(",", ":"), ensure_ascii=False).encode()
-    if needle in out:
-        token = _token_pattern(identifier)
-        out = b"".join(line for line in out.splitlines(keepends=True) if not token.search(line))
-    if needle in out:
-        out = out.replace(needle, qa.ERASED_TEXT.encode())
-    return out
+    token = _token_pattern(identifier)
+    return b"".join(line for line in out.splitlines(keepends=True) if not token.search(line))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -147,5 +148,7 @@ def erase_case(settings: Settings, case_id: str, actor: str) -> ErasureReport:
         qa.submit_audit(store, actor, "erasure", f"case:{digest}", detail).result()
     qa.compact_database(db)
     needle = case_id.encode()
-    residual = tuple(p for p in [*database_files(db), *landed_files(settings)] if file_contains(p, needle))
+    # Raw byte search first (cheap, chunked); a hit that is only part of a longer id is not this case.
+    residual = tuple(p for p in [*database_files(db), *landed_files(settings)]
+                     if file_contains(p, needle) and file_holds_token(p, case_id))
     return ErasureReport(digest, salt, changed, tuple(redacted), tuple(rewritten), residual)

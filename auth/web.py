@@ -190,7 +190,6 @@ def _login(svc: AuthService, city: str):
     token, fresh = _csrf_token()
     next_path = safe_next(request.values.get("next"))
     principal = g.get(PRINCIPAL_KEY)
-    status = 200
     message = None
     note = ENDED_NOTES.get(request.args.get("ended", ""))
     if request.method == "POST":
@@ -214,10 +213,12 @@ def _login(svc: AuthService, city: str):
                                 samesite="Strict", secure=_secure_cookies(svc))
             g.pheoc_cookie_set = True
             return response
-        status, message, note = 401, FAILURE_MESSAGE, None
+        # 200 with the form again, whatever the reason: a 401 would need a WWW-Authenticate scheme
+        # (RFC 9110 §15.5.2) that a form login does not have.
+        message, note = FAILURE_MESSAGE, None
     signed_in_as = principal.user if principal is not None and principal.signed_in else None
     response = Response(login_page(city, token, next_path, message=message, note=note, signed_in_as=signed_in_as),
-                        status=status, mimetype="text/html")
+                        status=200, mimetype="text/html")
     if fresh:
         response.set_cookie(CSRF_COOKIE, token, path=LOGIN_PATH, httponly=True, samesite="Strict",
                             secure=_secure_cookies(svc))

@@ -5,7 +5,9 @@ Prints one JSON line. Everything is measured in the same run against the same Mo
 - ``messages`` QoS 1 readings are published once by a separate process while three persistent
   sessions are offline, so the broker holds a copy for each; then each consumer connects in turn
   and is timed from connecting until its copy is fully handled. That measures how fast each
-  consumer can take messages, not how fast one Python publisher can produce them.
+  consumer can take messages, not how fast one Python publisher can produce them. Ceiling and
+  pheoc are measured twice, alternating, and the best of each is kept: on a shared machine a
+  load spike during one run would otherwise decide the ratio.
   * ``rate_pheoc``: MqttIngestor, connect -> every reading committed in DuckDB (and acknowledged).
   * ``rate_ceiling``: a bare paho subscriber that only counts (auto-ack), connect -> last message.
   * ``rate_floor``: a naive subscriber that does one DuckDB INSERT (autocommit) per message; it
@@ -57,6 +59,7 @@ LATENCY_RATE = 2_000  # msg/s
 LATENCY_SECONDS = 10
 LATENCY_SEQ_BASE = 10_000_000  # keeps the latency phase's keys apart from the throughput phase's
 TIMEOUT_S = 600
+ROUNDS = 2  # ceiling and pheoc are each measured this many times, alternating
 
 
 def sensor_id(i: int) -> str:
@@ -219,6 +222,18 @@ def register_sensors(store: Store, contexts: ContextProvider) -> None:
     contexts.invalidate()
 
 
+def drain_pheoc(store: Store, contexts: ContextProvider, settings: Settings, broker: EmbeddedBroker,
+                n: int) -> tuple[MqttIngestor, float]:
+    """pheoc's ingestor: connect -> n readings committed. Returns the running ingestor and msg/s."""
+    ingestor = MqttIngestor(store, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port)
+    t0 = time.perf_counter()
+    ingestor.start()
+    deadline = time.monotonic() + TIMEOUT_S
+    while ingestor.stats().accepted < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return ingestor, n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
@@ -226,43 +241,49 @@ def main() -> None:
     n = args.messages
     assert find_mosquitto(), "Mosquitto is required (apt-get install mosquitto)"
     work = Path(tempfile.mkdtemp(prefix="pheoc-bench-"))
-    settings = Settings.model_validate({
-        "city": {"name": "Bench", "slug": "bench"},
-        "mqtt": {"mode": "external", "topic_prefix": PREFIX, "client_id": "bench-pheoc", "session_expiry_s": 3600},
-    })
     out: dict = {"messages": n}
     with EmbeddedBroker(work / "broker", max_queued_messages=10 * n) as broker:
-        store = Store(work / "pheoc.duckdb")
-        contexts = ContextProvider(store, settings)
-        register_sensors(store, contexts)
-        clock = CommitClock(store)
-
-        def new_ingestor() -> MqttIngestor:
-            return MqttIngestor(clock, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port)
-
-        ingestor = new_ingestor().start()  # creates its persistent session and subscription
-        assert ingestor.wait_ready(10)
-        ingestor.stop()
-        create_session(broker, "bench-ceiling")
+        # Each pheoc round gets its own persistent session and its own DuckDB file.
+        rounds = []
+        for r in range(1, ROUNDS + 1):
+            settings = Settings.model_validate({
+                "city": {"name": "Bench", "slug": "bench"},
+                "mqtt": {"mode": "external", "topic_prefix": PREFIX, "client_id": f"bench-pheoc-{r}",
+                         "session_expiry_s": 3600},
+            })
+            store = Store(work / f"pheoc-{r}.duckdb")
+            contexts = ContextProvider(store, settings)
+            register_sensors(store, contexts)
+            clock = CommitClock(store)
+            first = MqttIngestor(clock, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port)
+            first.start()  # creates its persistent session and subscription
+            assert first.wait_ready(10)
+            first.stop()
+            create_session(broker, f"bench-ceiling-{r}")
+            rounds.append((settings, store, contexts, clock))
         create_session(broker, "bench-floor")
 
         proc, q = run_child(publish_bulk, broker.host, broker.port, n)
         out["rate_publish"] = round(q.get(timeout=TIMEOUT_S))
         proc.join()
 
-        out["rate_ceiling"] = round(drain_counting(broker, "bench-ceiling", n))
-
-        ingestor = new_ingestor()
-        t0 = time.perf_counter()
-        ingestor.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while ingestor.stats().accepted < n and time.monotonic() < deadline:
-            time.sleep(0.005)
-        out["rate_pheoc"] = round(n / (time.perf_counter() - t0))
+        # Alternate ceiling and pheoc so that a load spike on a shared machine hits both; keep the
+        # best of each (the run least disturbed by anything else).
+        rates_ceiling, rates_pheoc, ingestor = [], [], None
+        for r, (settings, store, contexts, clock) in enumerate(rounds, start=1):
+            rates_ceiling.append(round(drain_counting(broker, f"bench-ceiling-{r}", n)))
+            if ingestor is not None:
+                ingestor.stop()
+            ingestor, rate = drain_pheoc(clock, contexts, settings, broker, n)
+            rates_pheoc.append(round(rate))
+        out["rate_ceiling"], out["rate_pheoc"] = max(rates_ceiling), max(rates_pheoc)
+        out["rates_ceiling"], out["rates_pheoc"] = rates_ceiling, rates_pheoc
         floor_n = min(FLOOR_MESSAGES, n)
         out["rate_floor"] = round(drain_naive(broker, "bench-floor", floor_n, work / "naive.duckdb"))
         out["floor_extrapolated_from"] = floor_n
 
+        # Latency, with the last round's ingestor still connected.
+        settings, store, contexts, clock = rounds[-1]
         clock.commits.clear()
         proc, q = run_child(publish_steady, broker.host, broker.port, LATENCY_RATE, LATENCY_SECONDS)
         steady_n = q.get(timeout=TIMEOUT_S)
@@ -271,24 +292,25 @@ def main() -> None:
         while sum(len(ts) for _, ts in clock.commits) < steady_n and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
-        stats = ingestor.stats()
         ingestor.stop()
         latencies = np.concatenate([t - ts for t, ts in clock.commits]) if clock.commits else np.array([np.nan])
         out["p50_latency_s"] = round(float(np.percentile(latencies, 50)), 4)
         out["p99_latency_s"] = round(float(np.percentile(latencies, 99)), 4)
 
-        expected = n + steady_n
-        distinct = int(store.scalar("SELECT count(*) FROM (SELECT DISTINCT sensor_id, seq FROM readings)"))
-        total = int(store.scalar("SELECT count(*) FROM readings"))
-        out["lost"] = expected - distinct
-        out["duplicated"] = total - distinct
-        out["redelivered"] = int(store.scalar("SELECT coalesce(sum(duplicate), 0) FROM ingest_log"))
-        out["quarantined"] = int(store.scalar("SELECT count(*) FROM quarantine"))
-        out["ingest_errors"] = stats.errors
-        store.close()
+        lost = duplicated = redelivered = quarantined = 0
+        for r, (settings, store, contexts, clock) in enumerate(rounds, start=1):
+            expected = n + (steady_n if r == len(rounds) else 0)
+            distinct = int(store.scalar("SELECT count(*) FROM (SELECT DISTINCT sensor_id, seq FROM readings)"))
+            lost += expected - distinct
+            duplicated += int(store.scalar("SELECT count(*) FROM readings")) - distinct
+            redelivered += int(store.scalar("SELECT coalesce(sum(duplicate), 0) FROM ingest_log"))
+            quarantined += int(store.scalar("SELECT count(*) FROM quarantine"))
+            store.close()
+        out.update(lost=lost, duplicated=duplicated, redelivered=redelivered, quarantined=quarantined)
     out["ratio_ceiling"] = round(out["rate_pheoc"] / out["rate_ceiling"], 3)
     out["ratio_floor"] = round(out["rate_pheoc"] / out["rate_floor"], 2)
-    out["method"] = "preloaded persistent sessions drained one consumer at a time; latency = commit - publish"
+    out["method"] = ("broker preloaded for offline persistent sessions, consumers drained one at a time, "
+                     f"ceiling and pheoc alternated, best of {ROUNDS}; latency = commit - publish")
     keys = ["messages", "rate_pheoc", "rate_ceiling", "rate_floor", "ratio_ceiling", "ratio_floor",
             "p50_latency_s", "p99_latency_s", "lost", "duplicated"]
     print(json.dumps({**{k: out[k] for k in keys}, **{k: v for k, v in out.items() if k not in keys}}))

@@ -204,8 +204,8 @@ def facility_map_figure(facilities: pd.DataFrame, sites: pd.DataFrame, demand: p
         _facility_trace(fig, sel, STATUS_COLOURS[status], STATUS_LABELS[status], largest)
     _facility_trace(fig, facilities[facilities["stale"]], STALE_COLOUR, "stale report", largest)
     if len(sites):
-        hover = [f"<b>{s['name']}</b><br>potential site: {_beds_text(s['beds'])} beds<br>area: {s['area_name'] or '–'}"
-                 for s in sites.to_dict("records")]
+        hover = [f"<b>{s['name']}</b><br>potential site: {_beds_text(s['beds'])} beds"
+                 f"<br>area: {s['area_name'] or '–'}" for s in sites.to_dict("records")]
         fig.add_trace(go.Scatter(x=sites["lng"], y=sites["lat"], mode="markers", name="potential site",
                                  marker=dict(symbol="diamond-open", size=_marker_sizes(sites["beds"], largest),
                                              color=OKABE_ITO["sky"], line=dict(width=3)),

@@ -23,17 +23,21 @@ from dash import html
 from plotly.subplots import make_subplots
 
 from components.hexmap import hex_map_figure
-from components.theme import MUTED, OKABE_ITO, TEXT, base_layout
+from components.theme import MUTED, OKABE_ITO, PANEL, TEXT, base_layout
 
 M_PER_DEG_LAT = 111_320.0
 CLUSTER_COLOUR = OKABE_ITO["sky"]  # not a tier colour: a cluster is a finding, a zone is a decision
 SUPPRESSED_COLOUR = "#5f6b76"
+NOWRAP = {"whiteSpace": "nowrap"}
 # Styles by rank from the most restrictive tier down; a rulebook with other tier names still gets
 # three distinct looks.
 TIER_STYLES = (
-    {"colour": OKABE_ITO["vermillion"], "dash": "solid", "width": 4, "pattern": "x", "symbol": "x", "fill": "cross-hatched"},
-    {"colour": OKABE_ITO["orange"], "dash": "dash", "width": 3, "pattern": "/", "symbol": "diamond", "fill": "diagonal"},
-    {"colour": OKABE_ITO["yellow"], "dash": "dot", "width": 3, "pattern": ".", "symbol": "circle", "fill": "dotted"},
+    {"colour": OKABE_ITO["vermillion"], "dash": "solid", "width": 4, "pattern": "x", "symbol": "x",
+     "fill": "cross-hatched"},
+    {"colour": OKABE_ITO["orange"], "dash": "dash", "width": 3, "pattern": "/", "symbol": "diamond",
+     "fill": "diagonal"},
+    {"colour": OKABE_ITO["yellow"], "dash": "dot", "width": 3, "pattern": ".", "symbol": "circle",
+     "fill": "dotted"},
 )
 
 
@@ -148,14 +152,16 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
         for c in clusters.itertuples(index=False):
             # The circle reaches the far edge of the outermost cell, not just its centre.
             xs, ys = _circle_xy(c.centre_lat, c.centre_lng, float(c.radius_m) + edge_m)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
+                                     line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
                                      name="detected cluster (scan circle)", legendgroup="clusters",
                                      showlegend=bool(c.rank == clusters["rank"].min()), hoverinfo="skip"))
-        top_lat = [c.centre_lat + (float(c.radius_m) + edge_m) / M_PER_DEG_LAT for c in clusters.itertuples()]
-        fig.add_trace(go.Scatter(
-            x=clusters["centre_lng"], y=top_lat, mode="text", showlegend=False, hoverinfo="skip",
-            text=[f"{c.cluster_id} · p={_p(c.p_value)}" for c in clusters.itertuples()],
-            textposition="top center", textfont=dict(color=CLUSTER_COLOUR, size=15)))
+        for c in clusters.itertuples():
+            # A boxed label at the top of the circle stays legible over patterned zones.
+            fig.add_annotation(x=c.centre_lng, y=c.centre_lat + (float(c.radius_m) + edge_m) / M_PER_DEG_LAT,
+                               text=f"#{c.rank} p={_p(c.p_value)}", showarrow=False, yanchor="bottom",
+                               font=dict(color=CLUSTER_COLOUR, size=15), bgcolor="rgba(16,20,24,0.85)",
+                               bordercolor=CLUSTER_COLOUR, borderwidth=1, borderpad=2)
 
     # Zone labels: a marker of the tier's shape at the zone's northernmost cell; click for its history.
     if order:
@@ -172,7 +178,8 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
             lab_symbol.append(style["symbol"])
             lab_colour.append(style["colour"])
         fig.add_trace(go.Scatter(x=lab_x, y=lab_y, mode="markers", name="zones", showlegend=False,
-                                 marker=dict(size=16, symbol=lab_symbol, color=lab_colour, line=dict(width=2, color=TEXT)),
+                                 marker=dict(size=16, symbol=lab_symbol, color=lab_colour,
+                                             line=dict(width=2, color=TEXT)),
                                  hovertext=lab_text, hoverinfo="text", customdata=lab_data))
 
     # Click layer: every cell with cases in the window or inside a zone.
@@ -198,6 +205,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
             hover.append("<br>".join(parts + [f"cell {cell}", "click for its history"]))
         fig.add_trace(go.Scatter(x=centres[:, 1], y=centres[:, 0], mode="markers", name="cells", showlegend=False,
                                  marker=dict(size=11, opacity=0), hovertext=hover, hoverinfo="text",
+                                 hoverlabel=dict(bgcolor=PANEL, bordercolor=TEXT, font=dict(color=TEXT)),
                                  customdata=[["cell", c] for c in click_cells]))
     fig.update_layout(clickmode="event", hovermode="closest", uirevision="clusters-map",
                       legend=dict(orientation="h", y=-0.02, yanchor="top", font=dict(size=14)))
@@ -216,7 +224,7 @@ def _day(value) -> str:
 
 # ---- tables ------------------------------------------------------------------------------------
 def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: int, may_see_small_counts: bool,
-                  row_id_type: str, max_window_days: int) -> html.Div | html.Table:
+                  row_id_type: str, max_window_days: int) -> html.P | html.Table:
     """Significant clusters: start day, observed/expected, relative risk, p, recurrence interval, zone."""
     if clusters is None or clusters.empty:
         return html.P(f"No clusters detected in the last {max_window_days} days.", className="empty")
@@ -237,7 +245,8 @@ def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: in
         rows.append(html.Tr(
             id={"type": row_id_type, "index": f"{target[0]}|{target[1]}"}, n_clicks=0, className="clickable",
             style={"cursor": "pointer"}, title="click for its history", children=[
-                html.Td(c.cluster_id), html.Td(str(start)), html.Td(f"{(end - start).days + 1}"),
+                html.Td(f"#{c.rank} {c.cluster_id}", style=NOWRAP), html.Td(str(start), style=NOWRAP),
+                html.Td(f"{(end - start).days + 1}"),
                 html.Td(f"{c.n_cells}"),
                 html.Td(f"{shown(c.observed, min_count, may_see_small_counts)} / {c.expected:,.1f}"),
                 html.Td("–" if hide or c.relative_risk is None or pd.isna(c.relative_risk)
@@ -252,7 +261,8 @@ def _recurrence(days: float) -> str:
     return f"once in {days:,.0f} days"
 
 
-def zone_table(zones: pd.DataFrame, *, tiers: Sequence[str], review_days: int, row_id_type: str) -> html.Div | html.Table:
+def zone_table(zones: pd.DataFrame, *, tiers: Sequence[str], review_days: int,
+               row_id_type: str) -> html.P | html.Table:
     """Zones in force, most restrictive first, with the day each one's review falls due."""
     if zones is None or zones.empty:
         return html.P("No containment zones in force.", className="empty")
@@ -267,11 +277,12 @@ def zone_table(zones: pd.DataFrame, *, tiers: Sequence[str], review_days: int, r
         rows.append(html.Tr(
             id={"type": row_id_type, "index": f"zone|{z.zone_id}"}, n_clicks=0, className="clickable",
             style={"cursor": "pointer"}, title="click for its history", children=[
-                html.Td(z.zone_id),
+                html.Td(z.zone_id, style=NOWRAP),
                 html.Td([html.Span("■ ", style={"color": style["colour"]}), z.tier,
                          html.Span(f" ({style['fill']})", style={"color": MUTED})]),
-                html.Td(f"{len(z.cells)}"), html.Td(_day(z.entered_on)), html.Td(_day(z.since)),
-                html.Td(str(due)), html.Td(f"{z.rule_id} {z.rule_version}")]))
+                html.Td(f"{len(z.cells)}"), html.Td(_day(z.entered_on), style=NOWRAP),
+                html.Td(_day(z.since), style=NOWRAP), html.Td(str(due), style=NOWRAP),
+                html.Td(f"{z.rule_id} {z.rule_version}")]))
     return html.Table([html.Thead(head), html.Tbody(rows)], className="data zone-table")
 
 

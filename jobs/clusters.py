@@ -119,7 +119,8 @@ def run(store: Store, settings: Settings, today: date) -> dict:
         "replications": cfg.replications, "seed": cfg.seed, "min_cases": cfg.min_cases,
         "report_p_max": cfg.report_p_max, "total_cases": scan.total_cases, "locations": len(location_ids),
         "clusters": len(clusters), "significant": int(clusters["significant"].sum()) if len(clusters) else 0,
-        "critical_llr_05": _finite_or_none(scan.critical_llr_05), "critical_llr_01": _finite_or_none(scan.critical_llr_01),
+        "critical_llr_05": _finite_or_none(scan.critical_llr_05),
+        "critical_llr_01": _finite_or_none(scan.critical_llr_01),
         "scan_s": round(scan_s, 3), "rule_id": rulebook.id, "rule_version": rulebook.version,
     }
     alerts = alert_rows(events, rulebook, now, inputs.grid, store)
@@ -157,7 +158,8 @@ def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of:
 def input_fingerprint(settings: Settings, rulebook: ZoneRulebook, inputs: DayInputs) -> str:
     """A hash of every input of the day: the same inputs give the same results, so nothing is rewritten."""
     digest = hashlib.sha256()
-    digest.update(f"v{FINGERPRINT_VERSION}|{settings.clusters.model_dump_json()}|{rulebook.id}|{rulebook.version}|"
+    scan_settings = settings.clusters.model_dump_json(exclude={"run_every_s"})  # how often is not what
+    digest.update(f"v{FINGERPRINT_VERSION}|{scan_settings}|{rulebook.id}|{rulebook.version}|"
                   f"{inputs.as_of}|{inputs.grid.version}|{inputs.unplaced_cases}".encode())
     for frame in (inputs.cases, inputs.tests):
         ordered = frame.sort_values(["h3_cell", "day"]).reset_index(drop=True)
@@ -233,7 +235,8 @@ def propose_zones(clusters: pd.DataFrame, in_force: list[Zone], inputs: DayInput
                 candidates[zone.cluster_id] = zone.cells
     population = inputs.grid.population
     # Zones are for people: a cluster in cells where nobody lives (a park, a lake) has no rate to assess.
-    candidates = {cid: cells for cid, cells in candidates.items() if population.reindex(list(cells)).fillna(0).sum() > 0}
+    candidates = {cid: cells for cid, cells in candidates.items()
+                  if population.reindex(list(cells)).fillna(0).sum() > 0}
     if not candidates:
         return []
     wanted = {c for cells in candidates.values() for c in cells}
@@ -301,9 +304,10 @@ def alert_rows(events: list[ZoneEvent], rulebook: ZoneRulebook, now: datetime, g
         area_id = locator.locate_one(float(lat), float(lng))
         residents = float(grid.population.reindex(list(e.cells)).fillna(0).sum())
         verb = "entered" if e.kind == "entered" else f"escalated from {e.previous_tier} to"
+        article = "an" if e.tier[:1].lower() in "aeiou" else "a"
         rows.append({
             "raised_at": now, "severity": severity[e.tier], "kind": ALERT_KIND, "area_id": area_id,
-            "title": f"Cluster {e.cluster_id} {verb} a {e.tier} zone",
+            "title": f"Cluster {e.cluster_id} {verb} {article} {e.tier} zone",
             "detail": f"{len(e.cells)} H3 cells, about {residents:,.0f} residents, as of {e.as_of}. {e.reason}. "
                       f"Rule {e.rule_id} version {e.rule_version}.",
             "rule_id": e.rule_id, "rule_version": e.rule_version,

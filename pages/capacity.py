@@ -102,8 +102,9 @@ def sort_capacity_table(_clicks, current):
     Output(ids.CAPACITY_SUPPLIES, "children"), Output(ids.CAPACITY_SITES, "children"),
     Output(ids.CAPACITY_FACILITY_SELECT, "options"),
     Input(ids.CAPACITY_REFRESH, "n_intervals"), Input(ids.CAPACITY_SORT, "data"),
+    State(ids.CAPACITY_FACILITY_SELECT, "options"),
 )
-def refresh_capacity(_n, sort):
+def refresh_capacity(_n, sort, current_options):
     rt = current_runtime()
     s = rt.settings
     cfg = s.capacity
@@ -127,6 +128,8 @@ def refresh_capacity(_n, sort):
     options = [{"label": "All hospitals", "value": CITYWIDE}] + [
         {"label": f"{r.name}" + (" (stale)" if r.stale else ""), "value": r.facility_id}
         for r in view.facilities.sort_values("name").itertuples(index=False)]
+    if options == current_options:
+        options = no_update  # re-sending the list would re-render an open dropdown under the operator's pointer
     return asof, tiles, body, fig_map, fig_city, f"Projection: {view.projection_note}", supplies, sites, options
 
 

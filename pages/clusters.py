@@ -30,6 +30,7 @@ from services.runtime import current_runtime
 dash.register_page(__name__, path="/clusters", title="pheoc · Micro-clusters", name="Clusters", order=10)
 
 MEASURES = {"cases": "Cases", "rate": "Rate per 100k"}
+LABEL_STYLE = {"marginRight": "1.2rem", "color": "var(--text)", "fontSize": "1.05rem", "cursor": "pointer"}
 # Slower than the wall's KPI refresh: the scan runs every few minutes, and redrawing the map
 # more often only costs the browser.
 MIN_REFRESH_S = 30
@@ -61,12 +62,12 @@ def layout(cell: str | None = None, zone: str | None = None, **_query):
                 html.Span("Colour cells by", style={"color": "var(--muted)"}),
                 dcc.RadioItems(id=ids.CLUSTERS_MEASURE, value="cases", inline=True,
                                options=[{"label": label, "value": v} for v, label in MEASURES.items()],
-                               labelStyle={"marginRight": "1rem"})]),
+                               labelStyle=LABEL_STYLE)]),
             html.Span(style=control, children=[
                 html.Span("Window", style={"color": "var(--muted)"}),
                 dcc.RadioItems(id=ids.CLUSTERS_WINDOW, value=_default_window(settings.map.recent_days), inline=True,
                                options=[{"label": f"{d} days", "value": d} for d in WINDOW_CHOICES],
-                               labelStyle={"marginRight": "1rem"})]),
+                               labelStyle=LABEL_STYLE)]),
         ]),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[

@@ -32,6 +32,9 @@ def layout(area: str | None = None, **_query):
     areas = ew.area_options(rt.store)
     area_id = area if area in dict(areas) else ew.CITYWIDE
     active = ew.active_rulebook(rt.store, settings)
+    # Everyone sees which rulebook is active; only a role with set_rulebook may change it (the callback
+    # is refused server-side too: this only spares the others a control that cannot work for them).
+    may_switch = "set_rulebook" in current_principal().permissions
     return html.Div(className="page page-early-warning", children=[
         dcc.Interval(id=ids.EW_REFRESH, interval=max(settings.wall.refresh_s, MIN_REFRESH_S) * 1000, n_intervals=0),
         dcc.Store(id=ids.EW_SWITCHED),
@@ -44,9 +47,10 @@ def layout(area: str | None = None, **_query):
                              style={"color": "#101418", "fontSize": "1.05rem"}),
             ]),
             html.Div(children=[
-                html.Div("Rulebook (switches it for every screen)", className="kpi-label"),
+                html.Div("Rulebook (switches it for every screen)" if may_switch
+                         else "Rulebook (your role may not change it)", className="kpi-label"),
                 dcc.RadioItems(id=ids.EW_RULEBOOK, value=active.id, inline=True,
-                               options=[{"label": label, "value": value}
+                               options=[{"label": label, "value": value, "disabled": not may_switch}
                                         for value, label in ew.rulebook_options(settings)],
                                labelStyle={"marginRight": "1.2rem", "fontSize": "1.05rem", "color": "#e8eaed"},
                                inputStyle={"marginRight": "0.35rem"}),

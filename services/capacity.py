@@ -65,6 +65,7 @@ MIN_RECENT_CASES = 10
 # A rise from 1 to 2 cases is noise, not demand: an area needs this many recent cases to be "rising".
 MIN_RISING_CASES = 5
 EARTH_RADIUS_KM = 6371.0
+STATUS_ORDER = ("neutral", "ok", "warn", "bad")  # least to most urgent
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,14 @@ def _tiles(facilities: pd.DataFrame, supplies: pd.DataFrame, sites: pd.DataFrame
     stale = int(facilities["stale"].sum())
     low = supplies[supplies["status"].isin(("warn", "bad"))]
     days_display, days_detail, days_status = outlook_text(projection.outlook if projection else None, horizon)
+    # The city can have room while one facility is about to fill: name the first one to fill.
+    finite = facilities[np.isfinite(pd.to_numeric(facilities["days_until_full"], errors="coerce"))]
+    if len(finite):
+        first = finite.loc[finite["days_until_full"].astype(float).idxmin()]
+        days = int(first["days_until_full"])
+        days_detail += f"; {first['name']}: {'now' if days == 0 else f'{days} d'}"
+        worst = "bad" if days <= NY_RED_ZONE_DAYS else "warn"
+        days_status = worst if STATUS_ORDER.index(worst) > STATUS_ORDER.index(days_status) else days_status
     potential = float(pd.to_numeric(sites["beds"], errors="coerce").sum()) if len(sites) else 0.0
     return (
         Tile("bed_occupancy", "Hospital bed occupancy", "–" if share is None else f"{share:.0%}",

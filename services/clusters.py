@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import h3
@@ -126,7 +126,6 @@ class PopulationGrid:
     resolution: int
     population: pd.Series  # residents per h3_cell (areal weighting)
     shares: pd.DataFrame  # area_id, h3_cell, share (sums to 1 per area)
-    area_names: dict[str, str]
     city_population: int
     version: str
 
@@ -158,8 +157,7 @@ def population_grid(store: Store, resolution: int) -> PopulationGrid:
     population.name = "population"
     shares = (pd.concat(share_frames, ignore_index=True) if share_frames
               else pd.DataFrame({"area_id": [], "h3_cell": [], "share": []}))
-    grid = PopulationGrid(resolution, population, shares, dict(zip(areas["area_id"], areas["name"])),
-                          q.city_population(store), version)
+    grid = PopulationGrid(resolution, population, shares, q.city_population(store), version)
     with _grid_lock:
         _grids.clear()  # one city per process: keep the newest
         _grids[key] = grid
@@ -240,12 +238,12 @@ def cluster_view(store: Store, today: date, resolution: int, window_days: int) -
         found = qc.detected_clusters(store, run["run_id"])
         candidates = int((~found["significant"]).sum()) if not found.empty else 0
         clusters = found[found["significant"]].copy() if not found.empty else found
-        cores = zones[zones["role"] == "core"].set_index("cluster_id") if not zones.empty else pd.DataFrame()
         if not clusters.empty:
-            has = clusters["cluster_id"].isin(cores.index) if not cores.empty else pd.Series(False, index=clusters.index)
-            clusters["zone_id"] = [cores.at[c, "zone_id"] if h else None for c, h in zip(clusters["cluster_id"], has)]
-            clusters["zone_tier"] = [cores.at[c, "tier"] if h else None for c, h in zip(clusters["cluster_id"], has)]
-            clusters["zone_since"] = [cores.at[c, "since"] if h else None for c, h in zip(clusters["cluster_id"], has)]
+            cores = {z.cluster_id: z for z in zones.itertuples(index=False) if z.role == "core"}
+            matched = [cores.get(c) for c in clusters["cluster_id"]]
+            clusters["zone_id"] = [z.zone_id if z else None for z in matched]
+            clusters["zone_tier"] = [z.tier if z else None for z in matched]
+            clusters["zone_since"] = [z.since if z else None for z in matched]
     return ClusterView(as_of, run, (start, end), cells, clusters, candidates, zones, resolution)
 
 
@@ -303,8 +301,3 @@ def place_history(store: Store, kind: str, key: str, as_of: date, resolution: in
 
 def _as_date(value) -> date:
     return pd.Timestamp(value).date()
-
-
-def zone_cell_lookup(zones: pd.DataFrame) -> dict[str, str]:
-    """cell -> zone_id for the zones given (zones never overlap: one zone per cell)."""
-    return {cell: z.zone_id for z in zones.itertuples() for cell in z.cells}

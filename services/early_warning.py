@@ -98,8 +98,9 @@ FORECAST_SAMPLES = 500
 FORECAST_SEED = 20201211
 # Admission and ICU shares are measured over the last 28 days of admissions (4 weeks: recent, not noisy).
 SHARE_WINDOW_DAYS = 28
-# Without linked admissions to measure them: report-to-admission delays and lengths of stay of the order
-# seen for COVID-19 (ward stays ~8 days, ICU ~12; Rees et al. 2020, BMC Med 18:270, review of LOS).
+# Defaults used only until the store holds enough linked admissions and discharges to measure them: a
+# couple of days from report to admission, and stays within the range of published COVID-19 hospital and
+# ICU stays (Rees et al. 2020, "COVID-19 length of hospital stay: a systematic review", BMC Med 18:270).
 DEFAULT_ADMISSION_LAG_DAYS, DEFAULT_ICU_LAG_DAYS = 2, 3
 DEFAULT_LOS = (8.0, 5.0)
 DEFAULT_ICU_LOS = (12.0, 8.0)

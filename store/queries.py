@@ -12,6 +12,9 @@ import pandas as pd
 from store.store import Store
 
 HOSPITAL_KINDS = ("hospital", "icu", "temporary_hospital")
+# A case counts once confirmed; recovered and deceased cases were confirmed first. Suspected ones
+# are not cases yet (every page uses the same rule so the numbers agree).
+COUNTED = "status <> 'suspected'"
 
 
 def latest_case_date(store: Store) -> date | None:
@@ -33,7 +36,8 @@ def city_population(store: Store) -> int:
 
 def case_count(store: Store, start: date, end: date) -> int:
     """Cases reported in [start, end] (inclusive)."""
-    return int(store.scalar("SELECT count(*) FROM cases WHERE reported_date BETWEEN ? AND ?", [start, end]))
+    return int(store.scalar(f"SELECT count(*) FROM cases WHERE reported_date BETWEEN ? AND ? AND {COUNTED}",
+                            [start, end]))
 
 
 def test_totals(store: Store, start: date, end: date) -> tuple[int, int]:
@@ -49,7 +53,7 @@ def daily_cases(store: Store, start: date, end: date) -> pd.DataFrame:
     return store.read(
         """SELECT d.day::DATE AS day, count(c.case_id) AS cases
            FROM range(?::DATE, ?::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) AS d(day)
-           LEFT JOIN cases c ON c.reported_date = d.day::DATE
+           LEFT JOIN cases c ON c.reported_date = d.day::DATE AND c.status <> 'suspected'
            GROUP BY d.day ORDER BY d.day""", [start, end])
 
 
@@ -97,7 +101,7 @@ def case_counts_by_cell(store: Store, start: date, end: date) -> pd.DataFrame:
     """h3_cell, cases: located cases reported in [start, end], per H3 cell."""
     return store.read(
         """SELECT h3_cell, count(*) AS cases FROM cases
-           WHERE reported_date BETWEEN ? AND ? AND h3_cell IS NOT NULL
+           WHERE reported_date BETWEEN ? AND ? AND h3_cell IS NOT NULL AND status <> 'suspected'
            GROUP BY h3_cell ORDER BY cases DESC""", [start, end])
 
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,22 +53,26 @@ class UserRecord:
     precincts: tuple[str, ...] = ()
 
 
-_USER_SQL = """SELECT u.username, u.display_name, u.role, u.password_hash, u.disabled,
-                      coalesce(list(b.area_id ORDER BY b.area_id) FILTER (WHERE b.area_id IS NOT NULL), [])
-               FROM users u LEFT JOIN user_bindings b ON b.username = u.username AND b.area_kind = 'precinct'"""
+_USER_COLUMNS = "username, display_name, role, password_hash, disabled"
 
 
-def _user(row) -> UserRecord:
-    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), tuple(row[5] or ()))
+def _precincts(store: Store, username: str) -> tuple[str, ...]:
+    return tuple(r[0] for r in store.read_rows(
+        "SELECT area_id FROM user_bindings WHERE username = ? AND area_kind = 'precinct' ORDER BY area_id",
+        [username]))
 
 
 def get_user(store: Store, username: str) -> UserRecord | None:
-    rows = store.read_rows(_USER_SQL + " WHERE u.username = ? GROUP BY ALL", [username])
-    return _user(rows[0]) if rows else None
+    rows = store.read_rows(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", [username])
+    if not rows:
+        return None
+    r = rows[0]
+    return UserRecord(r[0], r[1], r[2], r[3], bool(r[4]), _precincts(store, r[0]))
 
 
 def list_users(store: Store) -> list[UserRecord]:
-    return [_user(r) for r in store.read_rows(_USER_SQL + " GROUP BY ALL ORDER BY u.username")]
+    return [UserRecord(r[0], r[1], r[2], r[3], bool(r[4]), _precincts(store, r[0]))
+            for r in store.read_rows(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")]
 
 
 def user_count(store: Store) -> int:
@@ -113,14 +118,22 @@ class SessionRecord:
 
 def get_session(store: Store, token_sha256: str) -> SessionRecord | None:
     """The session and its user as they are now (role, disabled flag, bindings read live)."""
-    rows = store.read_rows(
-        f"""WITH u AS ({_USER_SQL} GROUP BY ALL)
-            SELECT s.token_sha256, s.username, s.created_at, s.last_seen_at, s.revoked_at, u.*
-            FROM sessions s JOIN u ON u.username = s.username WHERE s.token_sha256 = ?""", [token_sha256])
-    if not rows:
+    # Microseconds since the epoch: far cheaper to hand to Python than TIMESTAMPTZ (runs on every request).
+    rows = store.read_rows("SELECT username, epoch_us(created_at), epoch_us(last_seen_at), epoch_us(revoked_at) "
+                           "FROM sessions WHERE token_sha256 = ?", [token_sha256])
+    user = get_user(store, rows[0][0]) if rows else None
+    if user is None:
         return None
-    r = rows[0]
-    return SessionRecord(r[0], r[1], r[2], r[3], r[4], _user(r[5:]))
+    username, created, seen, revoked = rows[0]
+    return SessionRecord(token_sha256, username, _from_us(created), _from_us(seen),
+                         None if revoked is None else _from_us(revoked), user)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def insert_session_in(con, token_sha256: str, username: str, now: datetime, client_addr: str | None) -> None:
@@ -322,10 +335,21 @@ def blob_text(value: str) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02X}" for b in value.encode())
 
 
+# An identifier is matched as a whole token: erasing "DC-1" must not touch "DC-12". In a BLOB cast
+# to VARCHAR a non-ASCII byte before the id reads "\xFF", which also counts as a boundary.
+_BEFORE = r"(^|[^A-Za-z0-9_-]|\\x[0-9A-F]{2})"
+_AFTER = r"([^A-Za-z0-9_-]|$)"
+
+
+def token_regex(identifier: str) -> str:
+    """An RE2 pattern (DuckDB's regexp_*) for the identifier as a whole token."""
+    return _BEFORE + re.escape(identifier) + _AFTER
+
+
 def erase_identifier_in(con, identifier: str, now: datetime) -> dict[str, int]:
     """Remove a case and every trace of its identifier from every table except the audit log.
 
-    Rows that belong to the case (cases, admissions, quarantined payloads, any row whose column *is*
+    Rows that belong to the case (cases, admissions, quarantined records, any row whose column *is*
     the identifier) are deleted; free text that merely mentions it is rewritten to "[erased]".
     Returns rows changed per table.
     """
@@ -342,37 +366,44 @@ def erase_identifier_in(con, identifier: str, now: datetime) -> dict[str, int]:
            JOIN information_schema.tables t USING (table_schema, table_name)
            WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE' AND c.table_name <> 'audit_log'
            ORDER BY c.table_name, c.ordinal_position""").fetchall()
-    as_blob = blob_text(identifier)
+    text_token, blob_token = token_regex(identifier), token_regex(blob_text(identifier))
     for table, column, dtype in columns:
         t, c = f'"{table}"', f'"{column}"'
         if dtype == "VARCHAR":
             add(table, _count(con.execute(f"DELETE FROM {t} WHERE {c} = ?", [identifier])))
             # A quarantined record is personal data as a whole; elsewhere only the mention goes.
             if table == "quarantine":
-                add(table, _count(con.execute(f"DELETE FROM {t} WHERE contains({c}, ?)", [identifier])))
-            else:
-                add(table, _count(con.execute(f"UPDATE {t} SET {c} = replace({c}, ?, ?) WHERE contains({c}, ?)",
-                                              [identifier, ERASED_TEXT, identifier])))
+                add(table, _count(con.execute(f"DELETE FROM {t} WHERE regexp_matches({c}, ?)", [text_token])))
+                continue
+            for _ in range(3):  # adjacent mentions share a boundary character: repeat until none is left
+                n = _count(con.execute(f"UPDATE {t} SET {c} = regexp_replace({c}, ?, ?, 'g') "
+                                       f"WHERE regexp_matches({c}, ?)",
+                                       [text_token, "\\1" + ERASED_TEXT + "\\2", text_token]))
+                add(table, n)
+                if not n:
+                    break
         elif dtype == "BLOB":
-            add(table, _count(con.execute(f"DELETE FROM {t} WHERE contains(CAST({c} AS VARCHAR), ?)", [as_blob])))
+            add(table, _count(con.execute(f"DELETE FROM {t} WHERE regexp_matches(CAST({c} AS VARCHAR), ?)",
+                                          [blob_token])))
         elif dtype == "VARCHAR[]":
             add(table, _count(con.execute(
                 f"UPDATE {t} SET {c} = list_filter({c}, lambda x: x IS DISTINCT FROM ?) WHERE list_contains({c}, ?)",
                 [identifier, identifier])))
             add(table, _count(con.execute(
-                f"DELETE FROM {t} WHERE contains(CAST({c} AS VARCHAR), ?)", [identifier])))
+                f"DELETE FROM {t} WHERE regexp_matches(CAST({c} AS VARCHAR), ?)", [text_token])))
         elif not dtype.startswith(("BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "SMALLINT",
                                    "TINYINT", "HUGEINT", "FLOAT", "DECIMAL", "UBIGINT", "UINTEGER", "TIME")):
             # Nested or unusual types (STRUCT, MAP, JSON...): no safe partial edit, so the row goes.
-            add(table, _count(con.execute(f"DELETE FROM {t} WHERE contains(CAST({c} AS VARCHAR), ?)", [identifier])))
+            add(table, _count(con.execute(f"DELETE FROM {t} WHERE regexp_matches(CAST({c} AS VARCHAR), ?)",
+                                          [text_token])))
     return changed
 
 
 def redact_audit_in(con, identifier: str) -> list[int]:
     """Replace audit records that mention the identifier by redaction marks that keep their digest."""
-    rows = con.execute("SELECT seq, actor, target, detail FROM audit_log WHERE contains(coalesce(target, ''), ?) "
-                       "OR contains(coalesce(detail, ''), ?) OR contains(actor, ?) ORDER BY seq",
-                       [identifier, identifier, identifier]).fetchall()
+    token = token_regex(identifier)
+    rows = con.execute("SELECT seq, actor, target, detail FROM audit_log WHERE regexp_matches(coalesce(target, ''), ?)"
+                       " OR regexp_matches(coalesce(detail, ''), ?) ORDER BY seq", [token, token]).fetchall()
     seqs = []
     for seq, actor, target, detail in rows:
         kept = redaction_digest(detail) or audit_content_digest(target, detail)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from settings import AuthConfig
 
 TEST_PASSWORD = "pheoc test password 7"
@@ -53,3 +55,14 @@ def sign_in_browser(driver, base_url: str, username: str = BROWSER_USER, passwor
     WebDriverWait(driver, timeout_s).until(lambda d: d.get_cookie("pheoc_session") is not None
                                            or "Sign-in failed" in d.page_source)
     assert driver.get_cookie("pheoc_session") is not None, f"browser sign-in as {username} failed"
+
+
+@pytest.fixture
+def signed_in_browser(served_demo, browser):
+    """The shared browser signed in to served_demo as BROWSER_USER (served_demo must have added that user).
+
+    Signs in for every test: cookies are scoped to the host, not the port, so another test's server on
+    127.0.0.1 may have replaced the session cookie since.
+    """
+    sign_in_browser(browser, served_demo[0].url)
+    return browser

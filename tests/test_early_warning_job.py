@@ -260,3 +260,34 @@ def test_open_episode_joins_alarms_with_short_gaps():
     assert ew.open_episode(flags, quiet_days=3) == (5, 8)
     assert ew.open_episode(np.array([1, 0, 0, 0], dtype=bool), quiet_days=3) is None
     assert ew.open_episode(np.zeros(5, dtype=bool)) is None
+
+
+def test_page_view_before_and_after_the_job(city, settings_factory, tmp_path):
+    from components.gauges import aligned_view_figure, capacity_tile, gauge_grid_figure, rt_figure
+
+    store, settings = city
+    before = ew.page_view(store, settings, "A1", AS_OF, OPERATOR)
+    # Nothing stored yet: gauges without values ("no data"), no capacity outlook, no errors.
+    assert all(g.value is None for g in before.gauges) and before.capacity is None
+    gauge_grid_figure(before.gauges)
+    capacity_tile(before.capacity, 21)
+
+    job.run(store, settings, AS_OF)
+    view = ew.page_view(store, settings, "A1", AS_OF, OPERATOR)
+    assert view.area_name == "Taman Barat" and view.as_of == AS_OF
+    assert view.assessment.level == qw.area_levels(store).set_index("area_id").at["A1", "level"]
+    first = view.gauges[0]
+    assert first.indicator == "cases_per_100k_7d_avg" and first.in_rulebook
+    assert [m.value for m in first.thresholds] == [1.0, 10.0, 25.0] and first.colour == view.assessment.colour
+    assert {"cases", "admissions", "beds_occupied"} <= set(view.bands["series"])
+    rt = view.rt.dropna(subset=["mean"])  # NaN before the data start (and for windows with too few cases)
+    assert len(rt) and (rt["q025"] <= rt["mean"]).all() and (rt["mean"] <= rt["q975"]).all()
+    assert view.alarms["area_id"].eq(SPIKE_AREA).any()
+    fig = aligned_view_figure(view.timeline, view.bands, view.min_count, False, 0.9, view.as_of)
+    assert len(fig.data) > 8
+    rt_figure(view.rt)
+    assert "days until 90%" in str(capacity_tile(view.capacity, 21))
+    # An unknown area falls back to the city; an empty store gives the empty state.
+    assert ew.page_view(store, settings, "nowhere", AS_OF, OPERATOR).area_id == "citywide"
+    with Store(tmp_path / "empty.duckdb") as empty:
+        assert ew.page_view(empty, settings, "citywide", AS_OF, OPERATOR).as_of is None

@@ -1,22 +1,30 @@
-"""/early-warning in real headless Chromium on the served demo city: gauges with threshold marks, the
-aligned view, R(t), capacity and alarms render; the area selector and the rulebook selector work (the
-switch is stored and survives a reload); no console errors and no request leaves 127.0.0.1.
+"""/early-warning in real headless Chromium on the demo city: gauges with threshold marks, the aligned
+view, R(t), capacity and alarms render; the area selector and the rulebook selector work (the switch is
+stored and survives a reload); a role without set_rulebook cannot switch; no console errors and no
+request leaves 127.0.0.1.
+
+The page needs a signed-in role (view_early_warning), so the shared 40-day demo city (demo_city) is served
+from its own copy with users to sign in as, configured as the served_demo fixture configures its server.
 """
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
+import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pages import _ids as ids
-from tests.browser import console_errors, external, requested_urls
+from tests.auth_helpers import BROWSER_USER, add_user_to_database, sign_in_browser
+from tests.browser import ServerProcess, console_errors, external, free_port, requested_urls
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGE = "/early-warning"
+VIEWER = "browser-executive"  # may view early warning, may not set the rulebook
 
 
 def wait_for_early_warning_job(proc, timeout_s: float = 240) -> dict:
@@ -33,10 +41,45 @@ def wait_for_early_warning_job(proc, timeout_s: float = 240) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(served_demo):
-    proc, folder, dsettings = served_demo
-    job = wait_for_early_warning_job(proc)
-    return proc, job
+def server(demo_city, tmp_path_factory):
+    """The demo city served by `python app.py serve` (as served_demo does) with an operator and an executive."""
+    dsettings, _ = demo_city
+    folder = tmp_path_factory.mktemp("early_warning_served")
+    db = folder / "pheoc.duckdb"
+    shutil.copy(dsettings.path(dsettings.store.path), db)
+    add_user_to_database(db)  # the operator BROWSER_USER
+    add_user_to_database(db, VIEWER, role="executive")
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
+    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
+        layer["file"] = str(dsettings.path(configured.file))
+    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
+    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
+    cfg["store"]["path"] = str(db)
+    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
+    cfg["mqtt"]["mode"] = "off"
+    port = free_port()
+    cfg["server"]["port"] = port
+    cfg["wall"]["refresh_s"] = 1
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = ServerProcess(folder / "config.yaml", port, folder / "server.log")
+    try:
+        job = wait_for_early_warning_job(proc)
+        yield proc, job
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def signed_in(server, browser):
+    """The browser signed in as the operator (the session cookie is dropped again afterwards)."""
+    proc, job = server
+    browser.delete_all_cookies()
+    sign_in_browser(browser, proc.url, BROWSER_USER)
+    requested_urls(browser)
+    console_errors(browser)  # start both logs afresh
+    yield proc, job
+    browser.delete_all_cookies()
 
 
 def banner(driver):
@@ -63,8 +106,8 @@ def choose_rulebook(driver, rulebook_id: str) -> None:
     radio.find_element(By.XPATH, "./ancestor::label").click()
 
 
-def test_page_shows_the_citywide_view_offline(server, browser):
-    proc, job = server
+def test_page_shows_the_citywide_view_offline(signed_in, browser):
+    proc, job = signed_in
     assert job["as_of"] and job["citywide_level"], job
     browser.get(proc.url + PAGE)
     wait_for_page(browser, rulebook="harvard_ghi", area_name="Citywide")
@@ -72,7 +115,7 @@ def test_page_shows_the_citywide_view_offline(server, browser):
 
     assert banner(browser).get_attribute("data-level") == job["citywide_level"]
     gauges = svg_text(browser, ids.EW_GAUGES)
-    assert "Daily new cases per 100k" in gauges
+    assert "Daily new cases per" in gauges  # the title wraps over lines
     for mark in ("1.0", "10.0", "25.0"):  # Harvard GHI thresholds are the gauge's tick marks
         assert mark in gauges, gauges
     timeline = svg_text(browser, ids.EW_TIMELINE)
@@ -91,8 +134,8 @@ def test_page_shows_the_citywide_view_offline(server, browser):
     assert console_errors(browser) == []
 
 
-def test_area_selector_switches_the_view(server, browser):
-    proc, _ = server
+def test_area_selector_switches_the_view(signed_in, browser):
+    proc, _ = signed_in
     browser.get(proc.url + PAGE)
     wait_for_page(browser, area_name="Citywide")
     browser.find_element(By.ID, ids.EW_AREA).click()
@@ -109,8 +152,8 @@ def test_area_selector_switches_the_view(server, browser):
     assert external(requested_urls(browser)) == []
 
 
-def test_rulebook_selector_switches_records_and_persists(server, browser):
-    proc, _ = server
+def test_rulebook_selector_switches_records_and_persists(signed_in, browser):
+    proc, _ = signed_in
     browser.get(proc.url + PAGE)
     wait_for_page(browser, rulebook="harvard_ghi")
     try:
@@ -138,8 +181,8 @@ def test_rulebook_selector_switches_records_and_persists(server, browser):
         wait_for_page(browser, rulebook="harvard_ghi")
 
 
-def test_screenshot(server, browser):
-    proc, _ = server
+def test_screenshot(signed_in, browser):
+    proc, _ = signed_in
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     size = browser.get_window_size()
     browser.set_window_size(1920, 2300)  # the whole page, for the record
@@ -152,3 +195,18 @@ def test_screenshot(server, browser):
         browser.set_window_size(size["width"], size["height"])
     assert (ARTIFACTS / "early-warning.png").stat().st_size > 50_000
     assert console_errors(browser) == []
+
+
+def test_a_role_without_set_rulebook_sees_the_level_but_cannot_switch(server, browser):
+    proc, _ = server
+    browser.delete_all_cookies()
+    sign_in_browser(browser, proc.url, VIEWER)
+    try:
+        browser.get(proc.url + PAGE)
+        wait_for_page(browser, rulebook="harvard_ghi")
+        radios = browser.find_elements(By.CSS_SELECTOR, f"#{ids.EW_RULEBOOK} input")
+        assert radios and all(not r.is_enabled() for r in radios)
+        assert "may not change it" in browser.find_element(By.CLASS_NAME, "page-early-warning").text
+        assert console_errors(browser) == []
+    finally:
+        browser.delete_all_cookies()

@@ -89,9 +89,9 @@ def test_hospital_icu_and_pkrc_reports_match_the_files(replay):
     ids = facility_ids(STATE)
     hospital, icu, pkrc = file_rows("hospital.csv"), file_rows("icu.csv"), file_rows("pkrc.csv")
     assert (len(hospital), len(icu), len(pkrc)) == (625, 645, 1)
-    stored = store.read("SELECT facility_id, strftime(reported_at AT TIME ZONE 'Asia/Kuala_Lumpur', '%Y-%m-%d') AS date,"
-                        " beds_total, beds_occupied, icu_total, icu_occupied, ventilators_total, ventilators_in_use,"
-                        " covid_patients FROM capacity_reports")
+    stored = store.read("SELECT facility_id, strftime(reported_at AT TIME ZONE 'Asia/Kuala_Lumpur', '%Y-%m-%d')"
+                        " AS date, beds_total, beds_occupied, icu_total, icu_occupied, ventilators_total,"
+                        " ventilators_in_use, covid_patients FROM capacity_reports")
     hosp = hospital.merge(stored[stored["facility_id"] == ids["hospital"]], on="date")
     assert len(hosp) == len(hospital)  # every day stored: the census never exceeds the beds here
     assert (hosp["beds_total"] == hosp["beds"]).all()
