@@ -298,6 +298,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_replay_moh(args) -> int:
+    """Replay a Malaysian state's real 2020–2023 epidemic from the MoH open-data CSV files."""
+    from auth.demo import create_demo_users
+    from ingest.moh_malaysia import MohDataError, replay_moh
+
+    settings = _load(args)
+    try:
+        summary = replay_moh(settings, args.data, args.state, _progress("replay"), boundary_file=args.boundary)
+    except MohDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line)
+    if args.no_serve:
+        return 0
+    rsettings = summary.settings
+    with Store(rsettings.path(rsettings.store.path)) as store:
+        create_demo_users(store, rsettings)
+    serve(rsettings, start_services(rsettings, run_jobs_now=True))
+    return 0
+
+
 def cmd_ingest(args) -> int:
     from ingest.context import ContextProvider
     from ingest.files import FileIngestor
@@ -356,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "code. Exit code 1 if a whole file was rejected."))
     p.add_argument("paths", nargs="+", help="files or folders")
     p.set_defaults(func=cmd_ingest)
+    p = with_config(sub.add_parser("replay-moh", help="replay a Malaysian state's real epidemic from MoH open data",
+                                   description="Load cases_state, tests_state, hospital, icu and pkrc from a copy "
+                                   "of the MoH-Malaysia covid19-public data for one state into a fresh database "
+                                   "under var/replay/, then serve it."))
+    p.add_argument("--data", type=Path, required=True, help="folder holding the MoH CSV files")
+    p.add_argument("--state", default="W.P. Putrajaya", help="state name as in the files (default: W.P. Putrajaya)")
+    p.add_argument("--boundary", type=Path, default=None, help="GeoJSON boundary of the state (optional)")
+    p.add_argument("--no-serve", action="store_true", help="load only")
+    p.set_defaults(func=cmd_replay_moh)
     from auth.cli import register_commands  # users add|disable|enable|reset-password|list, audit verify, erase case
     register_commands(sub, with_config)
     return parser

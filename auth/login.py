@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from auth.service import AuthService
 
 UNKNOWN_ACTOR = "(unknown user)"  # never log the typed name of an unknown user: it may be a password
+# Sessions and attempts older than this are forgotten (longer than any configurable time-out or window).
+PRUNE_AFTER_DAYS = 91
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ def attempt_login(svc: "AuthService", username: str, password: str, client_addr:
     rehash = svc.passwords.hash(password) if ok and svc.passwords.needs_rehash(user.password_hash) else None
 
     def job(con):
+        qa.prune_sessions_in(con, now - timedelta(days=PRUNE_AFTER_DAYS))
         qa.insert_attempt_in(con, now, name_key, client_addr, "success" if ok else
                              "blocked" if blocked else "failure")
         if ok:

@@ -90,7 +90,7 @@ def _before_request(app: dash.Dash, svc: AuthService):
     if is_callback:
         _authorise_callback(app, body)
         return None
-    if request.method == "GET" and not path.startswith("/_") and path not in (LOGIN_PATH, LOGOUT_PATH):
+    if request.method in ("GET", "HEAD") and not path.startswith("/_") and path not in (LOGIN_PATH, LOGOUT_PATH):
         return _authorise_page(path, resolved.status)
     return None
 

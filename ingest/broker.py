@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,6 +54,16 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so a pheoc killed
+    with SIGKILL does not leave an orphaned broker holding a port. (Linux sends the signal when
+    the *thread* that started the child ends: call start() from a long-lived thread.)"""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -185,7 +196,8 @@ class EmbeddedBroker:
                                          max_queued_messages=self._max_queued,
                                          message_size_limit=self._size_limit), encoding="utf-8")
         self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=_terminate_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -157,8 +157,12 @@ def revoke_user_sessions_in(con, username: str, now: datetime, reason: str) -> i
 
 
 def prune_sessions_in(con, before: datetime) -> None:
-    """Forget sessions that ended long ago (their login and logout stay in the audit log)."""
-    con.execute("DELETE FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ?", [before])
+    """Forget sessions that ended (or went unused) before ``before``, and login attempts as old.
+
+    Their logins and logouts stay in the audit log; nothing this old can still count towards a lock
+    (lockout windows are at most 7 days) or be a live session (idle time-outs are at most 90 days).
+    """
+    con.execute("DELETE FROM sessions WHERE coalesce(revoked_at, last_seen_at) < ?", [before])
     con.execute("DELETE FROM login_attempts WHERE attempted_at < ?", [before])
 
 
@@ -305,17 +309,24 @@ def read_anchor(db_path: Path) -> tuple[int, str] | None:
 
 
 def submit_audited(store: Store, job: Callable[[Any], T]) -> "Future[T]":
-    """Store.submit for a job that appends audit records: the anchor follows each commit."""
-    fut = store.submit(job)
+    """Store.submit for a job that appends audit records: the anchor follows each commit.
+
+    The returned future completes once the anchor is written too, so whoever waits for the record
+    also finds the anchor current.
+    """
+    done: Future = Future()
 
     def after(f: Future) -> None:
-        if not f.cancelled() and f.exception() is None:
-            try:
-                write_anchor(store)
-            except Exception:  # the anchor is a second line of defence; the chain itself is committed
-                pass
-    fut.add_done_callback(after)
-    return fut
+        if f.cancelled() or f.exception() is not None:
+            done.set_exception(f.exception() or RuntimeError("audit job cancelled"))
+            return
+        try:
+            write_anchor(store)
+        except Exception:  # the anchor is a second line of defence; the chain itself is committed
+            pass
+        done.set_result(f.result())
+    store.submit(job).add_done_callback(after)
+    return done
 
 
 def submit_audit(store: Store, actor: str, action: str, target: str | None = None,
