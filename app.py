@@ -9,12 +9,13 @@ One process owns the DuckDB file: the web server and the ingestors run here as t
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
                       components=components or {})
     app.server.extensions["pheoc"] = runtime
     from pages._shell import shell_layout
-    app.layout = shell_layout(settings)
+    app.layout = functools.partial(shell_layout, settings)  # per request: the top bar shows who is signed in
     from auth.web import install_auth  # sessions, per-callback authorisation, /login (auth/, docs/security.md)
     install_auth(app, runtime)
 
@@ -83,7 +84,8 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
                     "last_commit_at": None if r.last_commit_at is None else str(r.last_commit_at),
                     "accepted": int(r.accepted), "rejected": int(r.rejected), "duplicate": int(r.duplicate),
                     "conflicting": int(r.conflicting)} for r in fresh.itertuples(index=False)]
-        status = {name: c.health() for name, c in runtime.components.items() if hasattr(c, "health")}
+        status = {name: c.health() if hasattr(c, "health") else asdict(c.stats())
+                  for name, c in runtime.components.items() if hasattr(c, "health") or hasattr(c, "stats")}
         return jsonify({
             "status": "ok" if all(s.get("ok", True) for s in status.values()) else "degraded",
             "time": datetime.now(timezone.utc).isoformat(),
@@ -187,12 +189,15 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
         broker.start()
         services.started.append(broker)
         mqtt = mqtt.model_copy(update={"host": broker.host, "port": broker.port})
-    ingestor = MqttIngestor(store, contexts, mqtt, settings.ingest)
+    # amqtt (the fallback when Mosquitto is not installed) speaks MQTT 3.1.1 only.
+    protocol_v5 = broker.mqtt_v5 if mqtt.mode == "embedded" else True
+    ingestor = MqttIngestor(store, contexts, mqtt, settings.ingest, protocol_v5=protocol_v5)
     ingestor.start()
     services.started.append(ingestor)
     if simulator_manifest is not None:
         from demo.simulator import LiveSimulator
-        publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, client_id=f"{mqtt.client_id}-simulator").connect()
+        publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, client_id=f"{mqtt.client_id}-simulator",
+                                  protocol_v5=protocol_v5).connect()
         services.started.append(_Stopper(publisher.close))
         simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed)
         services.started.append(_Loop(simulator, settings.demo.simulator_interval_s))
@@ -388,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true", help="load only")
     p.set_defaults(func=cmd_replay_moh)
     from auth.cli import register_commands  # users add|disable|enable|reset-password|list, audit verify, erase case
-    register_commands(sub, with_config)
+    register_commands(sub, with_config, for_demo=lambda s: demo_settings(s, s.path(s.demo.workdir)))
     return parser
 
 

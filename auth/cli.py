@@ -14,6 +14,16 @@ from settings import load_settings
 from store import Store
 
 ConfigArg = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+_for_demo: Callable | None = None  # app.py's demo settings (the demo keeps its own database under demo.workdir)
+
+
+def _settings(args):
+    settings = load_settings(args.config)
+    if getattr(args, "demo", False):
+        if _for_demo is None:
+            raise SystemExit("error: --demo is not available here")
+        settings = _for_demo(settings)
+    return settings
 
 
 def _actor() -> str:
@@ -49,7 +59,7 @@ def cmd_users(args) -> int:
     from auth.users import UserError, add_user, reset_password, set_disabled
     from store import queries_access as qa
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     with _open_store(settings) as store:
         try:
             if args.users_command == "list":
@@ -80,7 +90,7 @@ def cmd_users(args) -> int:
 def cmd_audit_verify(args) -> int:
     from auth.audit import verify_audit
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     with _open_store(settings) as store:
         report = verify_audit(store)
     head = f"head {report.head[0]} {report.head[1][:16]}…" if report.head else "empty"
@@ -98,7 +108,7 @@ def cmd_audit_verify(args) -> int:
 def cmd_erase_case(args) -> int:
     from auth.erasure import erase_case
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     if sys.stdin.isatty() and not args.yes:
         typed = input(f"Erase case {args.case_id} from the database, the inbox and exports for good? "
                       "Type the id again to confirm: ").strip()
@@ -125,9 +135,18 @@ def cmd_erase_case(args) -> int:
     return 0 if report.found else 1
 
 
-def register_commands(sub, with_config: ConfigArg) -> None:
-    """Add `users`, `audit` and `erase` to app.py's subcommands."""
+def register_commands(sub, with_config: ConfigArg, for_demo: Callable | None = None) -> None:
+    """Add `users`, `audit` and `erase` to app.py's subcommands (``for_demo`` maps settings to the demo's)."""
     from services.access import ROLE_BY_NAME
+
+    global _for_demo
+    _for_demo = for_demo
+    if for_demo is not None:
+        plain = with_config
+
+        def with_config(p):  # noqa: F811 - every command also takes --demo
+            plain(p).add_argument("--demo", action="store_true", help="use the demo's database (demo.workdir)")
+            return p
 
     roles = [r for r in ROLE_BY_NAME if r != "public"]
     users = sub.add_parser("users", help="add, disable, enable, reset or list users",

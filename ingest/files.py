@@ -100,13 +100,13 @@ def _records(data: bytes, name: str, kind: str, area_kind: str | None) -> Iterat
                 continue
             try:
                 yield json.loads(line), line.encode(), False
-            except json.JSONDecodeError as exc:
-                yield {"__bad_json__": str(exc)}, line.encode(), False
+            except (json.JSONDecodeError, RecursionError) as exc:  # deeply nested JSON overflows the parser
+                yield {"__bad_json__": str(exc) or "nested too deeply"}, line.encode(), False
         return
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileRejected("malformed_json", str(exc)) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise FileRejected("malformed_json", str(exc) or "nested too deeply") from None
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
         area_kind = area_kind or area_kind_from_name(name)
         for feature in doc.get("features") or []:
@@ -171,9 +171,9 @@ class FileIngestor:
         builder = BatchBuilder(source, "file")
         done = 0
         for record, raw, from_text in records:
-            if "__ragged__" in record:
+            if isinstance(record, dict) and "__ragged__" in record:
                 builder.reject("malformed_csv", record["__ragged__"], raw, kind=kind)
-            elif "__bad_json__" in record:
+            elif isinstance(record, dict) and "__bad_json__" in record:
                 builder.reject("malformed_json", record["__bad_json__"], raw, kind=kind)
             else:
                 builder.add(kind, record, raw, ctx, from_text=from_text)

@@ -9,9 +9,10 @@ paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``):
 - ``manual_ack=True``: a message is acknowledged (PUBACK) only after the DuckDB transaction holding
   its batch has committed. A crash before that leaves it unacknowledged, and the broker delivers
   it again; the store's natural keys make the replay a counted duplicate, never a second row.
-- An acknowledgement is sent only on the connection the message arrived on: packet ids are reused
-  per connection, so a late PUBACK after a reconnect could acknowledge a different, uncommitted
-  message. Messages whose connection has gone are redelivered by the broker instead.
+- An acknowledgement is sent only on the connection the message arrived on: a packet id is free
+  for reuse once acknowledged, and after a reconnect (certainly after a lost session) a late
+  PUBACK could acknowledge a different, uncommitted message. Messages whose connection has gone
+  are redelivered by the broker instead and count as duplicates.
 - ``on_message`` only appends the message to a bounded buffer. When the buffer is full it waits:
   the broker and TCP hold the rest (backpressure; nothing is dropped).
 - A batching thread takes up to ``ingest.batch_max_rows`` messages or waits at most
@@ -124,7 +125,8 @@ class BoundedBuffer:
     """A FIFO with a capacity: put() waits while it is full; take() hands over many at once.
 
     Lighter than ``queue.Queue`` on the hot path: the taker says how many items it wants before
-    being woken, so a fast producer does not wake it once per message.
+    being woken, so a fast producer does not wake it once per message. Built for one producer
+    (the network thread) and one consumer (the batching thread).
     """
 
     def __init__(self, capacity: int):

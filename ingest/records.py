@@ -61,7 +61,10 @@ def _number(value, name, from_text) -> float:
     if isinstance(value, bool):
         raise Reject("wrong_type", f"{name} must be a number, got a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a 400-digit JSON integer
+            raise Reject("invalid_value", f"{name} is too large") from None
     if from_text and isinstance(value, str):
         try:
             return float(value)

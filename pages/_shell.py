@@ -10,11 +10,22 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
+from flask import has_request_context
+
 from pages._secure import secure_callback
+from services.access import current_principal
 from services.runtime import current_runtime
 from settings import Settings
 
 WALL_TIMER = "wall-rotation-timer"
+
+
+def _session_link() -> html.A:
+    """'Sign out (user)' for a signed-in visitor, 'Sign in' otherwise (the layout is built per request)."""
+    principal = current_principal() if has_request_context() else None
+    if principal is not None and principal.signed_in:
+        return html.A(f"Sign out ({principal.user})", href="/logout", className="nav-link nav-auth")
+    return html.A("Sign in", href="/login", className="nav-link nav-auth")
 
 
 def shell_layout(settings: Settings) -> html.Div:
@@ -24,7 +35,9 @@ def shell_layout(settings: Settings) -> html.Div:
         html.Header(className="topbar", children=[
             html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
             html.Nav([dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
-                      for p in dash.page_registry.values()]),
+                      for p in dash.page_registry.values()]
+                     # Plain links: /login and /logout are Flask routes, not Dash pages.
+                     + [_session_link()]),
         ]),
         html.Main(dash.page_container),
     ])

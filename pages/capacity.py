@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from components.capacity import (
     FACILITY_COLUMNS,
@@ -83,7 +84,7 @@ def layout(**_query):
 def sort_capacity_table(_clicks, current):
     clicked = ctx.triggered_id
     if not isinstance(clicked, dict) or not any(t["value"] for t in ctx.triggered):
-        return no_update, no_update
+        raise PreventUpdate  # no_update is not accepted for a wildcard (ALL) output
     col = clicked["col"]
     # A second click on the same heading reverses the order; a new heading starts with the most urgent
     # first (highest occupancy, fewest free beds, oldest report, stale ones).

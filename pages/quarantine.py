@@ -7,6 +7,7 @@ from dash import Input, Output, dcc, html
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services.quarantine import rejected_summary
+from services.access import current_principal
 from services.runtime import current_runtime
 
 dash.register_page(__name__, path="/rejected", title="pheoc · Rejected records", name="Rejected", order=90)
@@ -35,6 +36,9 @@ def _table(frame, columns: dict[str, str]) -> html.Table:
                  Input(ids.REJECTED_REFRESH, "n_intervals"))
 def refresh_rejected(_n):
     summary = rejected_summary(current_runtime().store)
+    if not current_principal().may_see_points:
+        # A record key can be a case id: only roles that work with case-level data see it.
+        summary.latest["record_key"] = summary.latest["record_key"].map(lambda k: "hidden" if k else k)
     by_reason = _table(summary.by_reason, {"reason_code": "Reason", "meaning": "What it means", "kind": "Record kind",
                                            "records": "Records", "last_received_at": "Last received"})
     latest = _table(summary.latest, {"received_at": "Received", "source": "Source", "kind": "Kind",

@@ -55,7 +55,7 @@ class Role:
     bindable_to_precincts: bool = False
 
 
-# The permission table (ISO/IEC 5153-1 §9: least privilege per role). Analysts and executives see
+# The permission table (least privilege per role). Analysts and executives see
 # aggregates and cells; only the data manager, who corrects records, works at case level. The
 # operator runs the wall screen, so it sees every page ("view_*") at cell level.
 ROLES: tuple[Role, ...] = (

@@ -49,6 +49,7 @@ from analytics.rt import discretised_gamma_si, estimate_rt
 from analytics.rulebooks import LevelAssessment, Rulebook, ThresholdBand, level_for, parse_rulebook
 from services.access import Principal
 from settings import Settings
+from store.queries_access import append_audit_in, submit_audited
 from store import Store
 from store import queries as q
 from store import queries_warning as qw
@@ -211,9 +212,13 @@ def set_active_rulebook(store: Store, settings: Settings, rulebook_id: str, prin
         choice_id = qw.insert_rulebook_choice(con, now, principal.user, new.id, new.version,
                                               (current.id, current.version))
         changes = qw.store_levels(con, as_of, levels, now, choice_id=choice_id) if as_of else 0
+        # A rule change is an audited action: same transaction, so the log cannot miss it.
+        append_audit_in(con, principal.user, "rule_changed", f"rulebook:{new.id}",
+                        {"role": principal.role, "from": f"{current.id}@{current.version}",
+                         "to": f"{new.id}@{new.version}", "level_changes": changes}, now)
         return choice_id, changes
 
-    choice_id, changes = store.submit(write).result()
+    choice_id, changes = submit_audited(store, write).result()
     log.info("rulebook switched from %s v%s to %s v%s by %s (%d level changes)", current.id, current.version,
              new.id, new.version, principal.user, changes)
     return RulebookSwitch(new.id, new.version, current.id, current.version, choice_id, changes, as_of)

@@ -66,6 +66,8 @@ def served_demo(demo_city, tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     db = folder / "pheoc.duckdb"
     shutil.copy(dsettings.path(dsettings.store.path), db)
+    from tests.auth_helpers import add_user_to_database
+    add_user_to_database(db)  # BROWSER_USER, an operator: pages need a signed-in role
     port = free_port()
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))

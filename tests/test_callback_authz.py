@@ -219,7 +219,7 @@ def test_every_callback_as_every_role(authz, role):
     assert not failures, "\n".join(failures)
 
 
-def test_callbacks_without_a_permission_and_unknown_outputs_are_refused(authz, tmp_path):
+def test_callbacks_without_a_permission_and_unknown_outputs_are_refused(authz):
     from dash import Input, Output
 
     from store import queries_access as qa

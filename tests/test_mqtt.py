@@ -439,7 +439,6 @@ def test_bad_corpus_through_files(tmp_path, city_store):
     first.write_bytes(encode({"sensor_id": "ww-003", "seq": 777, "ts": ts, "metric": "copies", "value": 1.0}) + b"\n")
     assert files.ingest_file(first).result.accepted == 1
 
-    # (records that are not objects crash ingest/files.py: see the xfail test below)
     corpus = [b for b in bad_corpus() if "file" in b.channels and b.code != "not_an_object"]
     plural = {"reading": "readings", "case": "cases", "test": "tests", "capacity": "capacity", "supply": "supplies"}
     lines: dict[str, list[bytes]] = {}
@@ -480,9 +479,6 @@ def test_bad_corpus_through_files(tmp_path, city_store):
         sum(b.kind == "case" for b in corpus)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, RecursionError),
-                   reason="ingest/files.py: a JSON line that is not an object raises TypeError "
-                          "('__ragged__' in record) and deep nesting raises RecursionError (not caught)")
 @pytest.mark.parametrize("line", [b"7", b"null", b"[" * 5000 + b"]" * 5000])
 def test_files_quarantine_records_that_are_not_objects(tmp_path, city_store, line):
     store, contexts = city_store
