@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
+from components.hexmap import rings_xy
 from components.theme import MUTED, OKABE_ITO, STATUS_COLOURS, TEXT, base_layout
 
 # Marker area grows with beds (size ~ sqrt(beds)), so a 600-bed hospital reads as about 2.4 times
@@ -158,15 +159,6 @@ def _sort_value(value) -> str:
 
 
 # ---- map ------------------------------------------------------------------------------------------
-def _rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
-    xs: list = []
-    ys: list = []
-    for ring in rings:
-        xs.extend([p[0] for p in ring] + [None])
-        ys.extend([p[1] for p in ring] + [None])
-    return xs, ys
-
-
 def _marker_sizes(beds: pd.Series, largest: float) -> list[float]:
     values = pd.to_numeric(beds, errors="coerce").fillna(0).to_numpy(dtype=float)
     scale = np.sqrt(np.clip(values, 0, None) / largest) if largest > 0 else np.zeros_like(values)
@@ -180,14 +172,14 @@ def facility_map_figure(facilities: pd.DataFrame, sites: pd.DataFrame, demand: p
     rising_ids = set(demand.loc[demand["rising"], "area_id"]) if len(demand) else set()
     rising_rings = [r for o in outlines if o["area_id"] in rising_ids for r in o["rings"]]
     if rising_rings:
-        xs, ys = _rings_xy(rising_rings)
+        xs, ys = rings_xy(rising_rings)
         fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", fillcolor="rgba(230,159,0,0.22)",
                                  line=dict(color=OKABE_ITO["orange"], width=1.5), name="cases rising (7 d)",
                                  hoverinfo="skip"))
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot")):
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
-            xs, ys = _rings_xy(rings)
+            xs, ys = rings_xy(rings)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=kind, hoverinfo="skip", showlegend=False,
                                      line=dict(color="#e8eaed" if kind == "boundary" else MUTED, width=width,
                                                dash=dash)))

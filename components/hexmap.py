@@ -25,7 +25,8 @@ def _bins(values: np.ndarray, n: int, min_count: int) -> np.ndarray:
     return np.unique(np.concatenate([[1], upper]))
 
 
-def _rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
+def rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
+    """x and y lists for one Plotly trace drawing many rings, separated by None (lng, lat order)."""
     xs: list = []
     ys: list = []
     for ring in rings:
@@ -47,7 +48,7 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
         if sel.empty:
             continue
         rings = [cell_to_boundary_lnglat(c) for c in sel["h3_cell"]]
-        xs, ys = _rings_xy(rings)
+        xs, ys = rings_xy(rings)
         colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
         shown = f"<{min_count}" if hi <= min_count else f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}"
         fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
@@ -59,7 +60,7 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
-            xs, ys = _rings_xy(rings)
+            xs, ys = rings_xy(rings)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
                                      else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
     if centres_x:

@@ -107,7 +107,7 @@ def compute_trend(store: Store, as_of: date, tz: str, days: int = TREND_DAYS) ->
     start = max(as_of - timedelta(days=days - 1), first) if first else as_of - timedelta(days=days - 1)
     cases = q.daily_cases(store, start, as_of)
     adm = q.daily_admissions(store, start, as_of)
-    occ = q.daily_hospital_occupancy(store, start, as_of, tz)
+    occ = q.daily_hospital_census(store, start, as_of, tz)
     trend = cases.merge(adm, on="day", how="left").merge(occ, on="day", how="left")
     trend["cases_7d_avg"] = trend["cases"].rolling(7, min_periods=1).mean()
     trend["bed_occupancy"] = trend["beds_occupied"] / trend["beds_total"]

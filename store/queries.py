@@ -67,8 +67,9 @@ def daily_admissions(store: Store, start: date, end: date) -> pd.DataFrame:
            GROUP BY d.day ORDER BY d.day""", [start, end])
 
 
-def daily_hospital_occupancy(store: Store, start: date, end: date, tz: str = "UTC") -> pd.DataFrame:
-    """Per day, the sum over hospitals of each one's last report that day: beds and ICU, total and occupied."""
+def daily_hospital_census(store: Store, start: date, end: date, tz: str) -> pd.DataFrame:
+    """day, beds_total, beds_occupied, beds_covid, icu_total, icu_occupied, hospitals: per day the sum over
+    hospitals of each one's last report that day (in the city's time zone)."""
     return store.read(
         f"""WITH last AS (
               SELECT r.*, (r.reported_at AT TIME ZONE ?)::DATE AS day,
@@ -77,7 +78,8 @@ def daily_hospital_occupancy(store: Store, start: date, end: date, tz: str = "UT
               FROM capacity_reports r JOIN facilities f USING (facility_id)
               WHERE f.kind IN {HOSPITAL_KINDS})
             SELECT day, sum(beds_total) AS beds_total, sum(beds_occupied) AS beds_occupied,
-                   sum(icu_total) AS icu_total, sum(icu_occupied) AS icu_occupied
+                   sum(covid_patients) AS beds_covid, sum(icu_total) AS icu_total,
+                   sum(icu_occupied) AS icu_occupied, count(*) AS hospitals
             FROM last WHERE rn = 1 AND day BETWEEN ? AND ? GROUP BY day ORDER BY day""",
         [tz, tz, start, end])
 

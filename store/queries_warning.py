@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from store.queries import HOSPITAL_KINDS
+from store import queries
 from store.store import Store
 
 # Areas that have a population and to which cases are attributed (see ingest: the community locator).
@@ -120,21 +120,8 @@ def daily_admissions_by_area(store: Store, start: date, end: date) -> pd.DataFra
            WHERE a.admitted_on BETWEEN ? AND ? GROUP BY ALL ORDER BY day""", [start, end])
 
 
-def daily_hospital_census(store: Store, start: date, end: date, tz: str) -> pd.DataFrame:
-    """day, beds_total, beds_occupied, beds_covid, icu_total, icu_occupied, hospitals: per day the sum over
-    hospitals of each one's last report that day (in the city's time zone)."""
-    return store.read(
-        f"""WITH last AS (
-              SELECT r.*, (r.reported_at AT TIME ZONE ?)::DATE AS day,
-                     row_number() OVER (PARTITION BY r.facility_id, (r.reported_at AT TIME ZONE ?)::DATE
-                                        ORDER BY r.reported_at DESC) AS rn
-              FROM capacity_reports r JOIN facilities f USING (facility_id)
-              WHERE f.kind IN {HOSPITAL_KINDS})
-            SELECT day, sum(beds_total) AS beds_total, sum(beds_occupied) AS beds_occupied,
-                   sum(covid_patients) AS beds_covid, sum(icu_total) AS icu_total,
-                   sum(icu_occupied) AS icu_occupied, count(*) AS hospitals
-            FROM last WHERE rn = 1 AND day BETWEEN ? AND ? GROUP BY day ORDER BY day""",
-        [tz, tz, start, end])
+# The census is shared with the overview: one definition in store.queries.
+daily_hospital_census = queries.daily_hospital_census
 
 
 def daily_sensor_means(store: Store, sensor_kind: str, metric: str, start: date, end: date, tz: str,

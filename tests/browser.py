@@ -99,3 +99,42 @@ def external(urls: list[str]) -> list[str]:
 
 def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def city_of(settings) -> dict:
+    """The city section of ``settings`` with absolute paths, for a config file written elsewhere."""
+    return {"boundary_file": str(settings.path(settings.city.boundary_file)) if settings.city.boundary_file else None,
+            "area_layers": [{"kind": a.kind, "label": a.label, "file": str(settings.path(a.file))}
+                            for a in settings.city.area_layers]}
+
+
+def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = None,
+                        users: tuple[tuple[str, ...], ...] | None = None, refresh_s: int = 1) -> ServerProcess:
+    """`python app.py serve` on a copy of ``db_source`` (the server process must own its file).
+
+    ``users`` are (username, role[, password]) added before the server starts (default: the
+    operator BROWSER_USER); ``city`` overrides the config's city section (see city_of). The inbox
+    (folder/"inbox") is watched every 0.5 s, MQTT is off, pages refresh every ``refresh_s`` s.
+    """
+    import shutil
+
+    import yaml
+
+    from tests.auth_helpers import BROWSER_USER, add_user_to_database
+
+    db = folder / "pheoc.duckdb"
+    shutil.copy(db_source, db)
+    for user in users if users is not None else ((BROWSER_USER, "operator"),):
+        add_user_to_database(db, user[0], role=user[1], **({"password": user[2]} if len(user) > 2 else {}))
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["city"].update(city if city is not None else {"boundary_file": None, "area_layers": []})
+    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
+    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
+    cfg["store"]["path"] = str(db)
+    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
+    cfg["mqtt"]["mode"] = "off"
+    port = free_port()
+    cfg["server"]["port"] = port
+    cfg["wall"]["refresh_s"] = refresh_s
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return ServerProcess(folder / "config.yaml", port, folder / "server.log")

@@ -58,34 +58,11 @@ def served_demo(demo_city, tmp_path_factory):
     Yields (ServerProcess, folder, demo settings). Its inbox (folder/"inbox") is watched every 0.5 s
     and the overview refreshes every second, so tests can drop files and watch pages change.
     """
-    import shutil
-
-    from tests.browser import ServerProcess, free_port
+    from tests.browser import city_of, serve_database_copy
 
     dsettings, _ = demo_city
     folder = tmp_path_factory.mktemp("served")
-    db = folder / "pheoc.duckdb"
-    shutil.copy(dsettings.path(dsettings.store.path), db)
-    from tests.auth_helpers import add_user_to_database
-    add_user_to_database(db)  # BROWSER_USER, an operator: pages need a signed-in role
-    port = free_port()
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
-    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
-        layer["file"] = str(dsettings.path(configured.file))
-    for section in ("clusters", "early_warning"):
-        for key, value in list(cfg.get(section, {}).items()):
-            if key in ("zone_rulebook",):
-                cfg[section][key] = str(ROOT / value)
-        if section == "early_warning":
-            cfg[section]["rulebooks"] = [str(ROOT / p) for p in cfg[section]["rulebooks"]]
-    cfg["store"]["path"] = str(db)
-    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
-    cfg["mqtt"]["mode"] = "off"
-    cfg["server"]["port"] = port
-    cfg["wall"]["refresh_s"] = 1
-    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = ServerProcess(folder / "config.yaml", port, folder / "server.log")
+    proc = serve_database_copy(dsettings.path(dsettings.store.path), folder, city=city_of(dsettings))
     yield proc, folder, dsettings
     proc.stop()
 
@@ -98,3 +75,7 @@ def browser():
     driver = chromium_driver()
     yield driver
     driver.quit()
+
+
+# The shared browser signed in to served_demo (defined beside the other sign-in helpers).
+from tests.auth_helpers import signed_in_browser  # noqa: E402,F401

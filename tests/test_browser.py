@@ -11,7 +11,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.auth_helpers import signed_in_browser  # noqa: F401 (fixture)
 from tests.browser import console_errors, external, requested_urls
 from tests.conftest import ROOT
 

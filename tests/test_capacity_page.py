@@ -4,15 +4,12 @@
 capacity, overview and early-warning pages show the replay as of its last day)."""
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -24,8 +21,8 @@ from components.capacity import (
     sites_table,
     supplies_table,
 )
-from tests.auth_helpers import add_user_to_database, sign_in_browser
-from tests.browser import ServerProcess, console_errors, external, free_port, requested_urls
+from tests.auth_helpers import sign_in_browser
+from tests.browser import city_of, console_errors, external, requested_urls, serve_database_copy
 from tests.conftest import ROOT, shared_data
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -96,36 +93,12 @@ def test_empty_states_say_what_is_missing():
 
 
 # ---- served pages -----------------------------------------------------------------------------------
-def _serve(db_source: Path, folder: Path, city: dict | None = None) -> ServerProcess:
-    """`python app.py serve` on a copy of ``db_source`` with a signed-in-able operator (one process per file)."""
-    db = folder / "pheoc.duckdb"
-    shutil.copy(db_source, db)
-    add_user_to_database(db)
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if city is None:
-        cfg["city"].update(name="W.P. Putrajaya (MoH replay)", boundary_file=None, area_layers=[])
-    else:
-        cfg["city"].update(city)
-    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
-    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
-    cfg["store"]["path"] = str(db)
-    cfg["ingest"]["inbox"] = str(folder / "inbox")
-    cfg["mqtt"]["mode"] = "off"
-    port = free_port()
-    cfg["server"]["port"] = port
-    cfg["wall"]["refresh_s"] = 2
-    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return ServerProcess(folder / "config.yaml", port, folder / "server.log")
-
-
 @pytest.fixture(scope="module")
 def demo_server(demo_city, tmp_path_factory):
     """The shared 40-day demo city (demo_city), served from its own copy with a user to sign in as."""
     dsettings, _ = demo_city
-    layers = [{"kind": a.kind, "label": a.label, "file": str(dsettings.path(a.file))}
-              for a in dsettings.city.area_layers]
-    proc = _serve(dsettings.path(dsettings.store.path), tmp_path_factory.mktemp("capacity_demo"),
-                  {"boundary_file": str(dsettings.path(dsettings.city.boundary_file)), "area_layers": layers})
+    proc = serve_database_copy(dsettings.path(dsettings.store.path), tmp_path_factory.mktemp("capacity_demo"),
+                               city=city_of(dsettings), refresh_s=2)
     yield proc, dsettings
     proc.stop()
 
@@ -219,7 +192,9 @@ def replay_server(tmp_path_factory):
                          "W.P. Putrajaya", workdir=folder / "replay")
     served = folder / "served"
     served.mkdir()
-    proc = _serve(summary.database, served)
+    proc = serve_database_copy(summary.database, served,
+                               city={"name": "W.P. Putrajaya (MoH replay)", "boundary_file": None, "area_layers": []},
+                               refresh_s=2)
     yield proc, summary
     proc.stop()
 

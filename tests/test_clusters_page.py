@@ -10,20 +10,18 @@ cleanly and to agree with what the job stored.
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from datetime import date
 
 import pandas as pd
 import pytest
-import yaml
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from components.clustermap import cluster_map_figure, cluster_table, shown
-from tests.browser import ServerProcess, console_errors, external, free_port, requested_urls
+from tests.browser import ServerProcess, city_of, console_errors, external, requested_urls, serve_database_copy
 from tests.conftest import ROOT, write_config
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -36,33 +34,6 @@ PASSWORD = secrets.token_urlsafe(18)
 
 
 # ---- served city -------------------------------------------------------------------------------
-def _serve(dsettings, folder) -> ServerProcess:
-    """`python app.py serve` on a copy of a built demo city (as the served_demo fixture does), with USER."""
-    from auth.passwords import Passwords
-    from auth.users import add_user
-    from settings import load_settings
-    from store import Store
-
-    db = folder / "pheoc.duckdb"
-    shutil.copy(dsettings.path(dsettings.store.path), db)
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
-    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
-        layer["file"] = str(dsettings.path(configured.file))
-    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
-    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
-    cfg["store"]["path"] = str(db)
-    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
-    cfg["mqtt"]["mode"] = "off"
-    port = free_port()
-    cfg["server"]["port"] = port
-    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    settings = load_settings(folder / "config.yaml")
-    with Store(db) as store:  # before the server opens it: one process per DuckDB file
-        add_user(store, Passwords(settings.auth), USER, ROLE, PASSWORD, actor="test")
-    return ServerProcess(folder / "config.yaml", port, folder / "server.log")
-
-
 def sign_in(driver, url: str) -> None:
     driver.get(url + "/login?next=/clusters")
     driver.find_element(By.ID, "username").send_keys(USER)
@@ -81,7 +52,8 @@ def long_demo(tmp_path_factory):
     dsettings, manifest = build_demo(load_settings(write_config(folder)), seed=DEMO_SEED, days=DEMO_DAYS)
     served = folder / "served"
     served.mkdir()
-    proc = _serve(dsettings, served)
+    proc = serve_database_copy(dsettings.path(dsettings.store.path), served, city=city_of(dsettings),
+                               users=((USER, ROLE, PASSWORD),))
     yield proc, manifest
     proc.stop()
 

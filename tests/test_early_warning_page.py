@@ -8,17 +8,15 @@ from its own copy with users to sign in as, configured as the served_demo fixtur
 """
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
-import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pages import _ids as ids
-from tests.auth_helpers import BROWSER_USER, add_user_to_database, sign_in_browser
-from tests.browser import ServerProcess, console_errors, external, free_port, requested_urls
+from tests.auth_helpers import BROWSER_USER, sign_in_browser
+from tests.browser import city_of, console_errors, external, requested_urls, serve_database_copy
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,24 +43,8 @@ def server(demo_city, tmp_path_factory):
     """The demo city served by `python app.py serve` (as served_demo does) with an operator and an executive."""
     dsettings, _ = demo_city
     folder = tmp_path_factory.mktemp("early_warning_served")
-    db = folder / "pheoc.duckdb"
-    shutil.copy(dsettings.path(dsettings.store.path), db)
-    add_user_to_database(db)  # the operator BROWSER_USER
-    add_user_to_database(db, VIEWER, role="executive")
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    cfg["city"]["boundary_file"] = str(dsettings.path(dsettings.city.boundary_file))
-    for layer, configured in zip(cfg["city"]["area_layers"], dsettings.city.area_layers):
-        layer["file"] = str(dsettings.path(configured.file))
-    cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
-    cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
-    cfg["store"]["path"] = str(db)
-    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
-    cfg["mqtt"]["mode"] = "off"
-    port = free_port()
-    cfg["server"]["port"] = port
-    cfg["wall"]["refresh_s"] = 1
-    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = ServerProcess(folder / "config.yaml", port, folder / "server.log")
+    proc = serve_database_copy(dsettings.path(dsettings.store.path), folder, city=city_of(dsettings),
+                               users=((BROWSER_USER, "operator"), (VIEWER, "executive")))
     try:
         job = wait_for_early_warning_job(proc)
         yield proc, job
