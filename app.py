@@ -199,7 +199,8 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
         publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, client_id=f"{mqtt.client_id}-simulator",
                                   protocol_v5=protocol_v5).connect()
         services.started.append(_Stopper(publisher.close))
-        simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed)
+        simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed,
+                                  case_rate_multiplier=settings.demo.live_case_speedup)
         services.started.append(_Loop(simulator, settings.demo.simulator_interval_s))
 
 

@@ -115,6 +115,9 @@ class DemoConfig(_Strict):
     days: int = Field(default=120, ge=14, le=730)
     workdir: Path = Path("var/demo")
     simulator_interval_s: float = Field(default=2.0, gt=0)
+    # Demo only: live case reports arrive this many times faster than the epidemic's real rate (about
+    # 40 a day, one every ~36 min), so a wall screen visibly moves within a minute or two.
+    live_case_speedup: float = Field(default=30.0, ge=0, le=1000)
 
 
 class ClustersConfig(_Strict):
