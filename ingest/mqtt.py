@@ -483,7 +483,9 @@ class MqttIngestor:
     def _record_error(self, what: str, exc: BaseException | None = None) -> None:
         with self._lock:
             self._errors += 1
-            self._last_error = f"{what}: {exc!r}"[:300] if exc else what
+            # Only the exception's type: its text can quote a record (e.g. a case id), and this
+            # goes to /healthz, which must hold nothing personal. The log keeps the detail.
+            self._last_error = f"{what}: {type(exc).__name__}" if exc else what
         log.warning("mqtt ingest: %s", what, exc_info=exc)
 
     def _connect_async(self) -> None:

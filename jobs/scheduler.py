@@ -74,13 +74,9 @@ class JobScheduler:
 
 
 def registered_jobs() -> list[tuple[str, Callable[..., dict], str]]:
-    """(name, run function, settings attribute holding run_every_s) for every analytics job that exists."""
-    jobs = []
-    from jobs import clusters
-    jobs.append(("clusters", clusters.run, "clusters"))
-    from jobs import early_warning
-    jobs.append(("early_warning", early_warning.run, "early_warning"))
-    return jobs
+    """(name, run function, settings section holding run_every_s) for every analytics job."""
+    from jobs import clusters, early_warning
+    return [("clusters", clusters.run, "clusters"), ("early_warning", early_warning.run, "early_warning")]
 
 
 def today_in(tz: str) -> date:

@@ -240,13 +240,12 @@ class Store:
         if conflict_rows:
             conflict_frames.append(candidates[candidates["__row"].isin(conflict_rows)])
         cols = ", ".join(f"\"{c}\"" for c in spec.columns)
-        before = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
-        con.execute(
+        # RETURNING counts what was really inserted without counting the whole table twice.
+        accepted = len(con.execute(
             f"INSERT INTO {spec.table} ({cols}, source, content_hash, ingested_at) "
             f"SELECT {cols}, ?, content_hash, ? FROM staged s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.table} t WHERE {join}) ON CONFLICT DO NOTHING",
-            [source, now])
-        accepted = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0] - before
+            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.table} t WHERE {join}) ON CONFLICT DO NOTHING "
+            f"RETURNING 1", [source, now]).fetchall())
         last = None
         if spec.time_column:
             last = con.execute(f"SELECT max(CAST(\"{spec.time_column}\" AS TIMESTAMPTZ)) FROM staged").fetchone()[0]
