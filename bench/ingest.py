@@ -138,11 +138,19 @@ def create_session(broker: EmbeddedBroker, client_id: str) -> None:
 
 def drain_counting(broker: EmbeddedBroker, client_id: str, n: int) -> float:
     """The ceiling: a paho subscriber that only counts. Returns msg/s."""
+    return _timed_drain(broker, client_id, n, handle=lambda payload: None, name="ceiling")
+
+
+def _timed_drain(broker: EmbeddedBroker, client_id: str, n: int, handle, name: str) -> float:
+    """Resume ``client_id``'s offline session, pass each payload to ``handle`` until n; return msg/s."""
     client, props = v5_client(client_id)
     done = threading.Event()
     received = [0]
 
     def on_message(c, u, m):
+        if received[0] >= n:
+            return
+        handle(m.payload)
         received[0] += 1
         if received[0] >= n:
             done.set()
@@ -151,7 +159,7 @@ def drain_counting(broker: EmbeddedBroker, client_id: str, n: int) -> float:
     t0 = time.perf_counter()
     client.connect(broker.host, broker.port, clean_start=False, properties=props)
     client.loop_start()
-    assert done.wait(TIMEOUT_S), f"ceiling got {received[0]} of {n}"
+    assert done.wait(TIMEOUT_S), f"{name} got {received[0]} of {n}"
     rate = n / (time.perf_counter() - t0)
     client.disconnect()
     client.loop_stop()
@@ -163,30 +171,16 @@ def drain_naive(broker: EmbeddedBroker, client_id: str, n: int, db_path: Path) -
     con = duckdb.connect(str(db_path))
     con.execute("CREATE TABLE readings (sensor_id VARCHAR, seq BIGINT, ts TIMESTAMPTZ, metric VARCHAR, "
                 "value DOUBLE, unit VARCHAR, PRIMARY KEY (sensor_id, seq))")
-    client, props = v5_client(client_id)
-    done = threading.Event()
-    received = [0]
 
-    def on_message(c, u, m):
-        if received[0] >= n:
-            return
-        r = json.loads(m.payload)
+    def insert_one(payload: bytes) -> None:
+        r = json.loads(payload)
         con.execute("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [r["sensor_id"], r["seq"], r["ts"], r["metric"], r["value"], r.get("unit")])
-        received[0] += 1
-        if received[0] >= n:
-            done.set()
 
-    client.on_message = on_message
-    t0 = time.perf_counter()
-    client.connect(broker.host, broker.port, clean_start=False, properties=props)
-    client.loop_start()
-    assert done.wait(TIMEOUT_S), f"floor got {received[0]} of {n}"
-    rate = n / (time.perf_counter() - t0)
-    client.disconnect()
-    client.loop_stop()
-    con.close()
-    return rate
+    try:
+        return _timed_drain(broker, client_id, n, handle=insert_one, name="floor")
+    finally:
+        con.close()
 
 
 class CommitClock:
