@@ -145,6 +145,10 @@ class EarlyWarningConfig(_Strict):
     serial_interval_std: float = Field(default=2.9, gt=0)
     rt_window: int = Field(default=7, ge=2, le=28)
     forecast_days: int = Field(default=28, ge=7, le=60)
+    # Each projected R relaxes towards 1 with this time constant (days): holding today's R for four
+    # weeks overshoots badly. 7 days scored best of None/7/14/21 in the backtest (bench/forecast_backtest.py)
+    # on the demo city and the Malaysian series: chosen on the same data it is reported on.
+    forecast_r_relax_days: float | None = Field(default=7.0, gt=0)
     capacity_threshold: float = Field(default=0.9, gt=0, le=1)
     # Sensor metrics the alarms and indicators read (names as the sensors report them; the demo's).
     wastewater_metric: str = "sars_cov_2_rna"

@@ -156,12 +156,17 @@ def project_incidence(
     noise: Noise = "negative_binomial",
     dispersion: float = DEFAULT_DISPERSION,
     rng: np.random.Generator | int | None = None,
+    r_relax_days: float | None = None,
 ) -> np.ndarray:
     """Simulated daily incidence for the ``horizon_days`` after ``history``, shape (n_samples, horizon).
 
     ``history`` is daily incidence up to the origin (earlier days beyond the serial interval's reach are
     ignored; a shorter history is padded with zeros in front). ``noise="none"`` returns the expected path
     given each sampled R, which is what "in expectation" means for the tests.
+
+    ``r_relax_days`` lets each sampled R relax towards 1 as R_t = 1 + (R - 1) exp(-t / tau): epidemics
+    rarely keep today's growth for weeks (behaviour, immunity and control measures respond), and a
+    projection that holds R fixed overshoots badly at 2-4 weeks. None keeps R constant.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -186,9 +191,12 @@ def project_incidence(
     trajectories[:, :max_lag] = tail
     # Column j of the window [day-max_lag, day) is max_lag - j days back, so it takes w[max_lag - j].
     lag_weights = weights[1:][::-1]
+    if r_relax_days is not None and not r_relax_days > 0:
+        raise ValueError(f"r_relax_days must be positive or None, got {r_relax_days}")
     for step in range(horizon_days):
         day = max_lag + step
-        expected = r_draws * (trajectories[:, day - max_lag : day] @ lag_weights)
+        r_now = r_draws if r_relax_days is None else 1 + (r_draws - 1) * math.exp(-step / r_relax_days)
+        expected = r_now * (trajectories[:, day - max_lag : day] @ lag_weights)
         trajectories[:, day] = _draw_counts(expected, noise, dispersion, generator)
     return trajectories[:, max_lag:]
 
@@ -297,6 +305,7 @@ def forecast(
     dispersion: float = DEFAULT_DISPERSION,
     seed: int | np.random.Generator | None = 0,
     admissions_history: pd.Series | None = None,
+    r_relax_days: float | None = None,
     icu_admissions_history: pd.Series | None = None,
 ) -> Forecast:
     """Project cases, admissions, beds and ICU occupancy ``horizon_days`` past the end of ``cases_history``.
@@ -314,7 +323,8 @@ def forecast(
         r_mean, r_std = latest_rt(history.to_numpy(), si_distr, window=window)
     assert r_std is not None
     samples = project_incidence(
-        history.to_numpy(), si_distr, r_mean, r_std, horizon_days, n_samples, noise, dispersion, seed
+        history.to_numpy(), si_distr, r_mean, r_std, horizon_days, n_samples, noise, dispersion, seed,
+        r_relax_days=r_relax_days,
     )
     n_past = len(history)
     cases_all = np.hstack([np.broadcast_to(history.to_numpy(), (n_samples, n_past)), samples])
@@ -422,6 +432,7 @@ def backtest(
     noise: Noise = "negative_binomial",
     dispersion: float = DEFAULT_DISPERSION,
     seed: int = 0,
+    r_relax_days: float | None = None,
 ) -> BacktestResult:
     """Forecast ``series`` from every ``step_days``-th origin and score each horizon against the truth.
 
@@ -451,7 +462,8 @@ def backtest(
         past = values[:origin]
         r_mean, r_std = latest_rt(past, si_distr, window=window)
         samples = project_incidence(
-            past, si_distr, r_mean, r_std, longest, n_samples, noise, dispersion, generator
+            past, si_distr, r_mean, r_std, longest, n_samples, noise, dispersion, generator,
+            r_relax_days=r_relax_days,
         )
         summary = band(samples)
         naive = past[-7:].mean()

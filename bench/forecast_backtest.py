@@ -97,6 +97,7 @@ def scores(series: pd.Series, si: np.ndarray, window: int) -> dict:
     explodes. ``all`` is analytics.forecast.backtest's own table, unfiltered.
     """
     result = backtest(series, si, horizons=HORIZONS, window=window, step_days=STEP_DAYS, n_samples=SAMPLES,
+                      r_relax_days=load_settings().early_warning.forecast_r_relax_days,
                       seed=SEED)
     forecasts = result.forecasts
     values = series.to_numpy(dtype=float)
@@ -132,7 +133,7 @@ def main() -> None:
     demo_cases, demo_info = demo_city_cases()
     report = {
         "bench": "forecast_backtest",
-        "method": f"renewal projection from Cori R(t), window {window} d, SI mean "
+        "method": f"renewal projection from Cori R(t) relaxing to 1 (tau {settings.early_warning.forecast_r_relax_days} d), window {window} d, SI mean "
                   f"{settings.early_warning.serial_interval_mean} sd {settings.early_warning.serial_interval_std}, "
                   f"{SAMPLES} trajectories, negative binomial k=10",
         "horizons_days": list(HORIZONS),

@@ -297,7 +297,7 @@ def project_beds(cases: pd.Series, *, occupied_now: float, capacity: float, covi
     try:
         result = forecast(history, serial_interval(settings), hospital, horizon_days=cfg.forecast_days,
                           n_samples=PROJECTION_SAMPLES, window=settings.early_warning.rt_window,
-                          seed=PROJECTION_SEED)
+                          seed=PROJECTION_SEED, r_relax_days=settings.early_warning.forecast_r_relax_days)
     except ValueError as exc:
         raise ProjectionUnavailable(f"R(t) not estimable: {exc}") from None
     # The census is linear in the admission share, and quantiles commute with a positive scale.

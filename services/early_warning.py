@@ -601,7 +601,8 @@ def forecast_area(data: DailyData, area_id: str, hospital: HospitalParameters, s
     try:
         result = forecast(counts["cases"], si, hospital, horizon_days=ew.forecast_days,
                           n_samples=FORECAST_SAMPLES, window=ew.rt_window, seed=FORECAST_SEED,
-                          admissions_history=counts["admissions"], icu_admissions_history=counts["icu_admissions"])
+                          admissions_history=counts["admissions"], icu_admissions_history=counts["icu_admissions"],
+                          r_relax_days=ew.forecast_r_relax_days)
     except ValueError as exc:  # e.g. R(t) of the last window not estimable: say so instead of failing the job
         return ForecastResult(ForecastRun(r_mean=None, r_std=None, note=f"no projection: {exc}", **base),
                               _empty_bands())

@@ -43,9 +43,14 @@ def ts(hours_ago: float) -> str:
 
 
 def cap_settings(**capacity) -> Settings:
-    """A test city without a boundary file; ``capacity`` overrides CapacityConfig fields."""
+    """A test city without a boundary file; ``capacity`` overrides CapacityConfig fields.
+
+    R is held fixed in the projection (no relaxation towards 1) so that steady growth reliably fills
+    the beds within the horizon: these tests are about the capacity arithmetic, not the R model.
+    """
     return Settings.model_validate({"city": {"name": "Capville", "slug": "capville", "timezone": "UTC"},
-                                    "mqtt": {"topic_prefix": PREFIX}, "capacity": capacity})
+                                    "mqtt": {"topic_prefix": PREFIX}, "capacity": capacity,
+                                    "early_warning": {"forecast_r_relax_days": None}})
 
 
 

@@ -229,3 +229,19 @@ def test_backtest_on_malaysian_state_series(state):
     print(f"backtest {state}, origins from 2021-01-01")
     print(recent.round(3).to_string())
     assert all(math.isfinite(v) for v in recent[["mape", "coverage_90"]].to_numpy().ravel())
+
+
+def test_r_relaxing_towards_one_damps_growth_and_decline():
+    from analytics.forecast import project_incidence
+    si = np.array([0.0, 0.2, 0.5, 0.3])
+    history = np.full(10, 100.0)
+    held = project_incidence(history, si, 1.5, 0.0, 28, 1, noise="none", rng=0)[0]
+    relaxed = project_incidence(history, si, 1.5, 0.0, 28, 1, noise="none", rng=0, r_relax_days=7)[0]
+    assert relaxed[0] == pytest.approx(held[0])  # day 1 uses today's R
+    assert relaxed[-1] < held[-1] and np.all(np.diff(relaxed[-7:]) >= 0)  # still growing, but slower
+    shrinking = project_incidence(history, si, 0.6, 0.0, 28, 1, noise="none", rng=0, r_relax_days=7)[0]
+    assert shrinking[-1] > project_incidence(history, si, 0.6, 0.0, 28, 1, noise="none", rng=0)[0][-1]
+    flat = project_incidence(history, si, 1.0, 0.0, 28, 1, noise="none", rng=0, r_relax_days=7)[0]
+    assert np.allclose(flat, 100.0)
+    with pytest.raises(ValueError, match="r_relax_days"):
+        project_incidence(history, si, 1.5, 0.0, 28, 1, r_relax_days=0)
