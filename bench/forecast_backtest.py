@@ -133,7 +133,8 @@ def main() -> None:
     demo_cases, demo_info = demo_city_cases()
     report = {
         "bench": "forecast_backtest",
-        "method": f"renewal projection from Cori R(t) relaxing to 1 (tau {settings.early_warning.forecast_r_relax_days} d), window {window} d, SI mean "
+        "method": f"renewal projection from Cori R(t) relaxing to 1 "
+                  f"(tau {settings.early_warning.forecast_r_relax_days} d), window {window} d, SI mean "
                   f"{settings.early_warning.serial_interval_mean} sd {settings.early_warning.serial_interval_std}, "
                   f"{SAMPLES} trajectories, negative binomial k=10",
         "horizons_days": list(HORIZONS),
