@@ -35,14 +35,17 @@ log = logging.getLogger("pheoc")
 def _security_headers(app: dash.Dash, settings: Settings):
     """Only this origin may serve scripts, styles, images and data; nobody may frame the app."""
     img_src = "'self' data: blob:"
-    if settings.map.tile_url:
+    connect_src = "'self'"
+    if settings.map.basemap == "tiles" and settings.map.tile_url:
         from urllib.parse import urlsplit
         parts = urlsplit(settings.map.tile_url)
+        # The configured tile server is the one outside origin allowed: images, and MapLibre's fetch().
         img_src += f" {parts.scheme}://{parts.netloc}"
+        connect_src += f" {parts.scheme}://{parts.netloc}"
     csp_rest = (
            # Dash and Plotly set inline styles on elements; style attributes are not script.
            "style-src 'self' 'unsafe-inline'; "
-           f"img-src {img_src}; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+           f"img-src {img_src}; font-src 'self' data:; connect-src {connect_src}; worker-src 'self' blob:; "
            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
     def add_headers(response):

@@ -2,7 +2,9 @@
 
 The default needs no tiles, fonts or scripts from outside the machine (command centres run on
 closed networks), so it is a Cartesian Plotly figure with equal ground scale: one degree of
-longitude is cos(latitude) of a degree of latitude.
+longitude is cos(latitude) of a degree of latitude. With ``tile_url`` (config map.basemap "tiles",
+e.g. a tile server inside the command centre's network) the same layers are drawn on a MapLibre
+map whose only source is that URL: no glyphs, sprites or styles are fetched from anywhere else.
 """
 from __future__ import annotations
 
@@ -35,10 +37,40 @@ def rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list
     return xs, ys
 
 
+def raster_style(tile_url: str, attribution: str = "") -> dict:
+    """A MapLibre style with one raster source and nothing else (no glyphs or sprites to fetch)."""
+    return {"version": 8,
+            "sources": {"basemap": {"type": "raster", "tiles": [tile_url], "tileSize": 256,
+                                    "attribution": attribution}},
+            "layers": [{"id": "basemap", "type": "raster", "source": "basemap"}]}
+
+
+def _zoom_for(lng_span: float, lat_span: float, width_px: int = 800, height_px: int = 420) -> float:
+    """Web-Mercator zoom at which the city's extent fits a panel of about width × height pixels.
+
+    MapLibre's world is 512 px wide at zoom 0. Near the equator a degree of latitude spans about as
+    many pixels as one of longitude, close enough for an initial view (the operator can pan and zoom).
+    """
+    fit_w = math.log2(360 * width_px / 512 / max(lng_span, 1e-6))
+    fit_h = math.log2(360 * height_px / 512 / max(lat_span, 1e-6))
+    return max(1.0, min(18.0, min(fit_w, fit_h)))
+
+
 def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: int, title: str = "",
-                   value_label: str = "cases", height: int | None = None) -> go.Figure:
+                   value_label: str = "cases", height: int | None = None, tile_url: str | None = None,
+                   tile_attribution: str = "") -> go.Figure:
     """cells: h3_cell, value. outlines: dicts with name, kind, rings (lng,lat). Counts < min_count show as '<k'."""
     fig = go.Figure()
+    on_tiles = bool(tile_url)
+
+    def trace(xs, ys, **kw):
+        # Same layer on either canvas; MapLibre lines have no dash styles and text needs glyphs.
+        if on_tiles:
+            if "line" in kw:
+                kw["line"] = {k: v for k, v in kw["line"].items() if k != "dash"}
+            return go.Scattermap(lon=xs, lat=ys, **kw)
+        return go.Scatter(x=xs, y=ys, **kw)
+
     values = cells["value"].to_numpy() if len(cells) else np.array([])
     edges = _bins(values, len(SEQUENTIAL), min_count)
     centres_x, centres_y, hover = [], [], []
@@ -51,8 +83,8 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
         xs, ys = rings_xy(rings)
         colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
         shown = f"<{min_count}" if hi <= min_count else f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}"
-        fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
-                                 fillcolor=colour, name=f"{shown} {value_label}", hoverinfo="skip"))
+        fig.add_trace(trace(xs, ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
+                            fillcolor=colour, name=f"{shown} {value_label}", hoverinfo="skip"))
         for ring, cell, v in zip(rings, sel["h3_cell"], sel["value"]):
             centres_x.append(sum(p[0] for p in ring[:-1]) / (len(ring) - 1))
             centres_y.append(sum(p[1] for p in ring[:-1]) / (len(ring) - 1))
@@ -61,11 +93,13 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
             xs, ys = rings_xy(rings)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
-                                     else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
+            fig.add_trace(trace(xs, ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
+                                else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
     if centres_x:
-        fig.add_trace(go.Scatter(x=centres_x, y=centres_y, mode="markers", marker=dict(size=8, opacity=0),
-                                 hovertext=hover, hoverinfo="text", showlegend=False, name="cells"))
+        fig.add_trace(trace(centres_x, centres_y, mode="markers", marker=dict(size=8, opacity=0),
+                            hovertext=hover, hoverinfo="text", showlegend=False, name="cells"))
+    if on_tiles:
+        return _on_tiles(fig, outlines, tile_url, tile_attribution, title, height)
     labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]
     if labels:
         fig.add_trace(go.Scatter(x=[o["label_lng"] for o in labels], y=[o["label_lat"] for o in labels],
@@ -78,4 +112,16 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
     fig.update_xaxes(visible=False)
     # Equal ground distance on both axes at the city's latitude.
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1 / math.cos(math.radians(lat0)))
+    return fig
+
+
+def _on_tiles(fig: go.Figure, outlines: Sequence[dict], tile_url: str, attribution: str, title: str,
+              height: int | None) -> go.Figure:
+    xs = [p[0] for o in outlines for r in o["rings"] for p in r] or [0.0]
+    ys = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
+    fig.update_layout(**base_layout(title=title, showlegend=True, height=height,
+                                    margin=dict(l=10, r=10, t=40 if title else 10, b=10)),
+                      map=dict(style=raster_style(tile_url, attribution),
+                               center=dict(lat=(min(ys) + max(ys)) / 2, lon=(min(xs) + max(xs)) / 2),
+                               zoom=_zoom_for(max(xs) - min(xs), max(ys) - min(ys))))
     return fig

@@ -50,7 +50,9 @@ def refresh_overview(_n):
     data = overview(rt.store, rt.today(), s.city.timezone, s.map.recent_days)
     tiles = [kpi_tile(k.key, k.label, k.display, k.detail, k.status, k.query) for k in data.kpis]
     cells = data.case_cells.rename(columns={"cases": "value"})
-    fig_map = hex_map_figure(cells, area_outlines(rt.store), min_count=s.privacy.min_count)
+    fig_map = hex_map_figure(cells, area_outlines(rt.store), min_count=s.privacy.min_count,
+                             tile_url=s.map.tile_url if s.map.basemap == "tiles" else None,
+                             tile_attribution=s.map.tile_attribution)
     fig_trend = trend_figure(data.trend)
     strip = freshness_strip(data.freshness, data.rejected_total, data.rejected_by_reason)
     now = datetime.now(timezone.utc).astimezone()

@@ -109,11 +109,13 @@ def city_of(settings) -> dict:
 
 
 def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = None,
-                        users: tuple[tuple[str, ...], ...] | None = None, refresh_s: int = 1) -> ServerProcess:
+                        users: tuple[tuple[str, ...], ...] | None = None, refresh_s: int = 1,
+                        sections: dict | None = None) -> ServerProcess:
     """`python app.py serve` on a copy of ``db_source`` (the server process must own its file).
 
     ``users`` are (username, role[, password]) added before the server starts (default: the
-    operator BROWSER_USER); ``city`` overrides the config's city section (see city_of). The inbox
+    operator BROWSER_USER); ``city`` overrides the config's city section (see city_of), ``sections``
+    other sections' keys (e.g. {"map": {...}}). The inbox
     (folder/"inbox") is watched every 0.5 s, MQTT is off, pages refresh every ``refresh_s`` s.
     """
     import shutil
@@ -136,5 +138,7 @@ def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = No
     port = free_port()
     cfg["server"]["port"] = port
     cfg["wall"]["refresh_s"] = refresh_s
+    for name, values in (sections or {}).items():
+        cfg.setdefault(name, {}).update(values)
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     return ServerProcess(folder / "config.yaml", port, folder / "server.log")
