@@ -121,7 +121,12 @@ def _column_values(driver, col: str) -> list[float]:
 
 
 def _click_sort(driver, col: str, expect_ascending: bool) -> list[float]:
-    driver.find_element(By.CSS_SELECTOR, f"button[id*='\"col\":\"{col}\"']").click()
+    heading = f"button[id*='\"col\":\"{col}\"']"
+    driver.find_element(By.CSS_SELECTOR, heading).click()
+    # Wait for the heading's arrow as well as the order: equal values (e.g. reports all of the same age)
+    # are "sorted" before the table has even re-rendered.
+    arrow = "▲" if expect_ascending else "▼"
+    WebDriverWait(driver, 20).until(lambda d: arrow in d.find_element(By.CSS_SELECTOR, heading).text)
     WebDriverWait(driver, 20).until(
         lambda d: (v := _column_values(d, col)) and v == sorted(v, reverse=not expect_ascending))
     return _column_values(driver, col)
