@@ -38,7 +38,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from analytics.rt import estimate_rt
+from analytics.rt import checked_si_shape, estimate_rt
 
 ArrayLike = npt.ArrayLike
 Noise = Literal["poisson", "negative_binomial", "none"]
@@ -513,12 +513,8 @@ def _scores(group: pd.DataFrame) -> pd.Series:
 
 
 def _normalised_si(si_distr: ArrayLike) -> np.ndarray:
-    weights = np.asarray(si_distr, dtype=float)
-    if weights.ndim != 1 or weights.size < 2:
-        raise ValueError("si_distr must be a 1-D distribution over days 0, 1, 2, ...")
-    if weights[0] != 0:
-        raise ValueError("si_distr[0] must be 0: a case cannot infect someone with onset on the same day")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+    weights = checked_si_shape(si_distr)
+    if weights.sum() <= 0:
         raise ValueError("si_distr must be finite, non-negative and not all zero")
     # A truncated tail leaves the weights summing slightly below 1; the renewal equation needs a
     # distribution, otherwise R = 1 would project a slow decline.

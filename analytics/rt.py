@@ -184,7 +184,12 @@ def _as_counts(values: ArrayLike, name: str) -> np.ndarray:
     return counts
 
 
-def _validated_si(si_distr: ArrayLike) -> np.ndarray:
+def checked_si_shape(si_distr: ArrayLike) -> np.ndarray:
+    """A serial-interval distribution over days 0, 1, 2, ... as an array; ValueError if it cannot be one.
+
+    Checks everything but the total, which callers treat differently (EpiEstim requires 1; a
+    projection may take a truncated tail and renormalise).
+    """
     weights = np.asarray(si_distr, dtype=float)
     if weights.ndim != 1 or weights.size < 2:
         raise ValueError("si_distr must be a 1-D distribution over days 0, 1, 2, ...")
@@ -192,6 +197,11 @@ def _validated_si(si_distr: ArrayLike) -> np.ndarray:
         raise ValueError("si_distr[0] must be 0: a case cannot infect someone with onset on the same day")
     if np.any(weights < 0) or not np.all(np.isfinite(weights)):
         raise ValueError("si_distr must be finite and non-negative")
+    return weights
+
+
+def _validated_si(si_distr: ArrayLike) -> np.ndarray:
+    weights = checked_si_shape(si_distr)
     if abs(weights.sum() - 1.0) > SI_SUM_TOLERANCE:
         raise ValueError(f"si_distr must sum to 1, sums to {weights.sum():.6f}")
     return weights

@@ -4,16 +4,16 @@ with its credible interval, and the days-until-capacity tile.
 
 Rockland County's "Early Warning Dashboard" (New York, 2020) put new infections, severity and hospital
 capacity on one screen so that a rise in the first is seen next to what it will do to the last; the three
-panels here share one x axis for that reason. Builders take plain data (DataFrames and objects with the
-attributes named in the Protocols below) and return Plotly figures or Dash components; they never read
-the store.
+panels here share one x axis for that reason. Builders take plain data (DataFrames and the read-model
+dataclasses of services.early_warning, imported for type checking only) and return Plotly figures or
+Dash components; they never read the store.
 """
 from __future__ import annotations
 
 import math
 import textwrap
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from plotly.subplots import make_subplots
 
 from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, TEXT, base_layout
 
+if TYPE_CHECKING:  # types only: components do not depend on services at run time
+    from services.early_warning import CapacityView, IndicatorGauge
+
 GRID = "#2a323b"
 # Colour steps of the gauge: the level the value is in at full strength, the others dimmed so the eye
 # goes to the current level while every threshold stays visible.
@@ -30,40 +33,6 @@ CURRENT_STEP_ALPHA, OTHER_STEP_ALPHA = 0.95, 0.35
 BAND_FILL = "rgba(86, 180, 233, 0.22)"  # sky blue, translucent: the 5-95 % forecast band
 MAX_GAUGES_PER_ROW = 9  # one row on a 1920-pixel wall screen
 LABEL_WRAP_CHARS = 20  # about the width of one of nine gauges at 14 px
-
-
-class ThresholdMarkLike(Protocol):
-    value: float
-    level_label: str
-    colour: str
-
-
-class GaugeLike(Protocol):
-    indicator: str
-    label: str
-    unit: str
-    value: float | None
-    level_label: str | None
-    colour: str | None
-    lowest_colour: str
-    thresholds: Sequence[ThresholdMarkLike]
-    axis_min: float
-    axis_max: float
-    is_fraction: bool
-    in_rulebook: bool
-
-
-class CapacityLike(Protocol):
-    beds_capacity: float | None
-    beds_days_median: int | None
-    beds_days_upper: int | None
-    icu_capacity: float | None
-    icu_days_median: int | None
-    icu_days_upper: int | None
-    trigger: bool
-    horizon_days: int
-    threshold: float
-    note: str
 
 
 # ---- gauges -----------------------------------------------------------------------------------------
@@ -81,7 +50,7 @@ def _format_number(value: float, is_fraction: bool) -> str:
     return f"{value:.1f}" if abs(value) >= 10 or value == int(value) else f"{value:.2f}"
 
 
-def gauge_steps(gauge: GaugeLike) -> list[dict]:
+def gauge_steps(gauge: IndicatorGauge) -> list[dict]:
     """Coloured ranges between the threshold marks, the gauge's current level at full strength."""
     edges = [gauge.axis_min, *[m.value for m in gauge.thresholds], gauge.axis_max]
     colours = [gauge.lowest_colour, *[m.colour for m in gauge.thresholds]]
@@ -95,7 +64,7 @@ def gauge_steps(gauge: GaugeLike) -> list[dict]:
     return steps
 
 
-def _ticks(gauge: GaugeLike) -> list[float]:
+def _ticks(gauge: IndicatorGauge) -> list[float]:
     """Axis ticks: every threshold mark and the two ends (an end too close to a mark is left out)."""
     marks = sorted({m.value for m in gauge.thresholds})
     span = (gauge.axis_max - gauge.axis_min) or 1.0
@@ -104,7 +73,7 @@ def _ticks(gauge: GaugeLike) -> list[float]:
     return sorted({*marks, *ends})
 
 
-def gauge_indicator(gauge: GaugeLike, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> go.Indicator:
+def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> go.Indicator:
     tickvals = _ticks(gauge)
     ticktext = [_format_number(v, gauge.is_fraction) for v in tickvals]
     number = {"font": {"size": 26, "color": gauge.colour or TEXT}}
@@ -128,7 +97,7 @@ def gauge_indicator(gauge: GaugeLike, x_domain: tuple[float, float], y_domain: t
     )
 
 
-def gauge_status(gauge: GaugeLike) -> tuple[str, str]:
+def gauge_status(gauge: IndicatorGauge) -> tuple[str, str]:
     """The text under a gauge's title and its colour: the level, or why there is none."""
     if gauge.value is None:
         return "no data", MUTED
@@ -137,7 +106,7 @@ def gauge_status(gauge: GaugeLike) -> tuple[str, str]:
     return (gauge.level_label or "not assessed"), (gauge.colour or MUTED)
 
 
-def gauge_grid_figure(gauges: Sequence[GaugeLike], height_per_row: int = 270) -> go.Figure:
+def gauge_grid_figure(gauges: Sequence[IndicatorGauge], height_per_row: int = 270) -> go.Figure:
     """All gauges in a grid (at most MAX_GAUGES_PER_ROW per row); threshold values are the axis ticks.
 
     Titles are annotations above each cell rather than the indicator's own title, which Plotly draws over
@@ -309,7 +278,7 @@ def rt_figure(rt: pd.DataFrame, note: str = "", height: int | None = None) -> go
     return fig
 
 
-def capacity_tile(capacity: CapacityLike | None, red_days: int) -> html.Div:
+def capacity_tile(capacity: CapacityView | None, red_days: int) -> html.Div:
     """Days until the citywide bed (and ICU) census reaches the threshold; red at or under ``red_days``."""
     if capacity is None:
         return html.Div("No forecast yet: the early-warning job has not run on this data.", className="empty")

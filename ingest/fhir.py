@@ -33,6 +33,7 @@ from typing import Any
 
 from ingest.batch import BatchBuilder
 from ingest.context import ContextProvider
+from ingest.records import Reject
 from store import BatchResult, Store
 
 MEASURED_VALUES_SYSTEM = "http://hl7.org/fhir/uv/saner/CodeSystem/MeasuredValues"
@@ -59,12 +60,8 @@ FACILITY_KIND_BY_ROLE_CODE = {"HOSP": "hospital", "ICU": "icu", "PEDICU": "icu",
 UNUSABLE_STATUSES = frozenset({"error", "entered-in-error"})
 
 
-class FhirReject(Exception):
+class FhirReject(Reject):
     """A resource that cannot be turned into a record; ``code`` is one of ingest.reasons.REASONS."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(f"{code}: {detail}")
-        self.code, self.detail = code, detail
 
 
 @dataclass(frozen=True, slots=True)

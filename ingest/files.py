@@ -24,7 +24,7 @@ from pathlib import Path
 from ingest.batch import REGISTRY_KINDS, BatchBuilder
 from ingest.context import ContextProvider
 from ingest.fhir import ingest_fhir_document, sniff_fhir
-from ingest.records import KIND_BY_PLURAL, KIND_ORDER
+from ingest.records import KIND_BY_PLURAL, KIND_ORDER, Reject
 from store import BatchResult, Store
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,8 @@ MAX_RAW_KEPT = 1_000_000
 ProgressFn = Callable[[str, int, int], None]  # (file name, records done, records total)
 
 
-class FileRejected(Exception):
-    def __init__(self, code: str, detail: str):
-        super().__init__(f"{code}: {detail}")
-        self.code, self.detail = code, detail
+class FileRejected(Reject):
+    """The whole file cannot be read (not UTF-8, not JSON, unknown kind); ``code`` is a reason code."""
 
 
 @dataclass(frozen=True, slots=True)

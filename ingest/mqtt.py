@@ -397,6 +397,11 @@ def _new_client(mqtt: MqttConfig, client_id: str, protocol_v5: bool, *, manual_a
     return client
 
 
+def _backoff_s(attempt: int) -> float:
+    """Exponential back-off between retries, capped."""
+    return min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** attempt)
+
+
 def _failed_future(exc: BaseException) -> Future:
     fut: Future = Future()
     fut.set_exception(exc)
@@ -608,16 +613,23 @@ class MqttIngestor:
             except Exception as exc:  # e.g. the registries could not be read: retry, drop nothing
                 attempt += 1
                 self._record_error(f"building a batch failed (attempt {attempt})", exc)
-                if self._stopping.wait(min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** attempt)):
+                if self._stopping.wait(_backoff_s(attempt)):
                     return False
-        try:
-            fut = self._store.write_batch(batch)
-        except StoreClosed:
+        fut = self._write(batch)
+        if fut is None:
             return False
-        except Exception as exc:
-            fut = _failed_future(exc)
         self._pending.put((batch, fut, items))  # waits while PIPELINE_DEPTH batches are unacknowledged
         return True
+
+    def _write(self, batch: IngestBatch) -> Future | None:
+        """Hand a batch to the store's writer: None once the store is closed; any other error becomes a
+        failed future, so the ack thread retries it like a failed commit."""
+        try:
+            return self._store.write_batch(batch)
+        except StoreClosed:
+            return None
+        except Exception as exc:
+            return _failed_future(exc)
 
     # ---- acking thread -------------------------------------------------------------------------
     def _ack_loop(self) -> None:
@@ -656,14 +668,11 @@ class MqttIngestor:
                     return None
                 except Exception as exc:
                     self._record_error("row-by-row commit failed", exc)
-            if self._stopping.wait(min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** attempt)):
+            if self._stopping.wait(_backoff_s(attempt)):
                 return None
-            try:
-                fut = self._store.write_batch(batch)
-            except StoreClosed:
+            fut = self._write(batch)
+            if fut is None:
                 return None
-            except Exception as exc:
-                fut = _failed_future(exc)
 
     def _commit_row_by_row(self, batch: IngestBatch) -> BatchResult:
         """Commit each row alone; a row the store refuses goes to the quarantine instead."""
