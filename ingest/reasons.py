@@ -5,6 +5,7 @@ REASONS: dict[str, str] = {
     "payload_too_large": "the message or record is larger than ingest.max_payload_bytes",
     "not_utf8": "the bytes are not valid UTF-8 text",
     "malformed_json": "the text is not valid JSON",
+    "duplicate_key": "a JSON object names the same field twice (which value is meant is unknown)",
     "malformed_csv": "the CSV could not be parsed (ragged row, bad quoting, no header)",
     "not_an_object": "a record must be a JSON object / a CSV row with a header",
     "unknown_kind": "the file name or topic does not say which kind of record this is",
