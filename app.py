@@ -63,7 +63,7 @@ def _security_headers(app: dash.Dash, settings: Settings):
 
 def create_app(settings: Settings, store: Store, components: dict[str, Any] | None = None) -> dash.Dash:
     """Build the Dash app around an open store. ``components`` (ingestors, broker) are shown in /healthz."""
-    from services.runtime import Runtime
+    from auth.runtime import Runtime
 
     app = dash.Dash(
         __name__, use_pages=True, pages_folder=str(PROJECT_ROOT / "pages"),

@@ -195,7 +195,6 @@ class AuthConfig(_Strict):
     address_lockout_failures: int = Field(default=20, ge=1, le=100_000)  # per client address, any names
     lockout_window_s: int = Field(default=900, ge=10, le=7 * 86_400)  # a lock lifts as failures age out
     login_rate_per_min: int = Field(default=10, ge=1, le=10_000)  # login POSTs per client address
-    address_check_rate_per_min: int = Field(default=30, ge=1, le=10_000)
     secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over TLS
     trusted_proxies: int = Field(default=0, ge=0, le=5)  # reverse proxies whose X-Forwarded-* to believe
     first_admin_user_env: str = "PHEOC_ADMIN_USER"

@@ -2,5 +2,5 @@
 
 ``install_auth(app, runtime)`` (auth.web) wires it into the Dash app; auth.cli holds the commands
 ``users``, ``audit verify`` and ``erase case``. Roles and the permission table live in
-services/access.py; SQL lives in store/queries_access.py. See docs/security.md.
+auth/principal.py (request checks in auth/policy.py); SQL lives in store/queries_access.py. See docs/security.md.
 """

@@ -10,7 +10,7 @@ some point onwards, or records appended outside pheoc).
 
 Actions written by pheoc: login, login_failed, logout, policy_denied, data_access, export,
 user_added, user_disabled, user_enabled, password_reset, erasure; features add their own
-(e.g. rule_changed, zone_changed, alert_sent, address_check) through services.access.audit().
+(e.g. rule_changed, zone_changed, alert_sent) through auth.policy.audit().
 """
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def cmd_erase_case(args) -> int:
 
 def register_commands(sub, with_config: ConfigArg, for_demo: Callable | None = None) -> None:
     """Add `users`, `audit` and `erase` to app.py's subcommands (``for_demo`` maps settings to the demo's)."""
-    from services.access import ROLE_BY_NAME
+    from auth.principal import ROLE_BY_NAME
 
     global _for_demo
     _for_demo = for_demo

@@ -6,7 +6,7 @@ from typing import TextIO
 
 from auth.passwords import Passwords, generate_password
 from auth.users import add_user
-from services.access import ROLES
+from auth.principal import ROLES
 from settings import Settings
 from store import Store
 from store import queries_access as qa

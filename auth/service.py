@@ -8,7 +8,7 @@ from auth.passwords import Passwords
 from auth.ratelimit import RateLimiter
 from auth.sessions import SessionManager
 from settings import AuthConfig, ConfigError
-from services.access import ROLE_BY_NAME
+from auth.principal import ROLE_BY_NAME
 from store import Store
 
 
@@ -26,7 +26,7 @@ class AuthService:
         self.clock = clock  # tests move time forward by replacing this
         self.passwords = Passwords(cfg)
         self.sessions = SessionManager(store, cfg, self.now)
-        self.limiter = RateLimiter({"login": cfg.login_rate_per_min, "address_check": cfg.address_check_rate_per_min})
+        self.limiter = RateLimiter({"login": cfg.login_rate_per_min})
 
     def now(self) -> datetime:
         return self.clock()

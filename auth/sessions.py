@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.access import Principal, principal_for, public_principal, ROLE_BY_NAME
+from auth.principal import ROLE_BY_NAME, Principal, principal_for, public_principal
 from settings import AuthConfig
 from store import Store
 from store import queries_access as qa

@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timezone
 
 from auth.passwords import Passwords, check_new_password
-from services.access import ROLE_BY_NAME
+from auth.principal import ROLE_BY_NAME
 from settings import Settings
 from store import Store
 from store import queries_access as qa

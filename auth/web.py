@@ -2,7 +2,7 @@
 
 Per request (before Dash sees it):
 1. the principal is loaded from the session cookie (``public`` without a valid session) and put on
-   flask.g, where services.access.current_principal() finds it;
+   flask.g, where auth.policy.current_principal() finds it;
 2. a POST to /_dash-update-component is authorised against the permission its callback declared
    with pages._secure.secure_callback; a callback that declared none is refused (default deny), and
    Dash's page router is authorised against the page it would render;
@@ -25,8 +25,9 @@ from auth.loginpage import FAILURE_MESSAGE, forbidden_page, login_page, message_
 from auth.service import AuthService
 from auth.sessions import COOKIE_NAME
 from auth.users import ensure_first_admin
-from pages._secure import CALLBACK_PERMISSIONS
-from services.access import PRINCIPAL_KEY, PolicyDenied, deny, may_open_page, require
+from auth.callbacks import CALLBACK_PERMISSIONS, callback_key, permissions_of_module
+from auth.policy import PRINCIPAL_KEY, PolicyDenied, deny, require
+from auth.principal import may_open_page
 
 log = logging.getLogger(__name__)
 AUTH_KEY = "pheoc.auth"
@@ -117,15 +118,6 @@ def page_module_for(path: str) -> str | None:
     return None
 
 
-def _module_permissions(module: str | None) -> frozenset[str]:
-    return frozenset(p for key, p in CALLBACK_PERMISSIONS.items() if key.rsplit(".", 1)[0] == module)
-
-
-def callback_key(fn) -> str:
-    """How pages._secure names a callback: module.function (Dash's wrappers keep both)."""
-    return f"{fn.__module__}.{fn.__name__}"
-
-
 def _authorise_callback(app: dash.Dash, body: dict) -> None:
     principal = g.get(PRINCIPAL_KEY)
     output = body.get("output")
@@ -136,7 +128,7 @@ def _authorise_callback(app: dash.Dash, body: dict) -> None:
         pathname = next((i.get("value") for i in body.get("inputs") or []
                          if isinstance(i, dict) and i.get("property") == "pathname"), None) or "/"
         module = page_module_for(str(pathname))
-        if module is not None and not may_open_page(principal, module, _module_permissions(module)):
+        if module is not None and not may_open_page(principal, module, permissions_of_module(module)):
             deny(principal, f"page:{pathname}", "page_not_allowed")
         return
     key = callback_key(entry["callback"])
@@ -152,7 +144,7 @@ def _authorise_page(path: str, session_status: str):
         return None
     principal = g.get(PRINCIPAL_KEY)
     ended = session_status in ENDED_NOTES
-    if not ended and may_open_page(principal, module, _module_permissions(module)):
+    if not ended and may_open_page(principal, module, permissions_of_module(module)):
         return None
     if not principal.signed_in:
         target = f"{LOGIN_PATH}?next={quote(request.full_path.rstrip('?'), safe='/')}"

@@ -5,10 +5,8 @@ import functools
 
 import dash
 
-from services.access import require
-
-# callback function name -> permission, so tests can check every callback declares one.
-CALLBACK_PERMISSIONS: dict[str, str] = {}
+from auth.callbacks import register_callback
+from auth.policy import require
 
 
 def secure_callback(permission: str, *args, **kwargs):
@@ -18,6 +16,6 @@ def secure_callback(permission: str, *args, **kwargs):
         def guarded(*a, **k):
             require(permission)
             return fn(*a, **k)
-        CALLBACK_PERMISSIONS[f"{fn.__module__}.{fn.__name__}"] = permission
+        register_callback(fn, permission)
         return dash.callback(*args, **kwargs)(guarded)
     return decorate

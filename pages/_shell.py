@@ -13,8 +13,8 @@ from dash import Input, Output, State, dcc, html, no_update
 from flask import has_request_context
 
 from pages._secure import secure_callback
-from services.access import current_principal
-from services.runtime import current_runtime
+from auth.policy import current_principal
+from auth.runtime import current_runtime
 from settings import Settings
 
 WALL_TIMER = "wall-rotation-timer"

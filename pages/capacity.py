@@ -22,10 +22,10 @@ from components.capacity import (
 from components.kpi import kpi_tile
 from pages import _ids as ids
 from pages._secure import secure_callback
-from services.access import current_principal
+from auth.policy import current_principal
 from services.capacity import CITYWIDE, DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
 from services.mapdata import area_outlines
-from services.runtime import current_runtime
+from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/capacity", title="pheoc · Capacity", name="Capacity", order=30)
 

@@ -15,7 +15,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from components.clustermap import cluster_map_figure, cluster_table, history_figure, history_summary, zone_table
 from pages import _ids as ids
 from pages._secure import secure_callback
-from services.access import current_principal
+from auth.policy import current_principal
 from services.clusters import (
     WINDOW_CHOICES,
     analysis_day,
@@ -25,7 +25,7 @@ from services.clusters import (
     place_history,
 )
 from services.mapdata import area_outlines
-from services.runtime import current_runtime
+from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/clusters", title="pheoc · Micro-clusters", name="Clusters", order=10)
 

@@ -15,8 +15,8 @@ from components.gauges import aligned_view_figure, capacity_tile, gauge_grid_fig
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services import early_warning as ew
-from services.access import current_principal
-from services.runtime import current_runtime
+from auth.policy import current_principal
+from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/early-warning", title="pheoc · Early warning", name="Early warning", order=20)
 

@@ -14,7 +14,7 @@ from pages import _ids as ids
 from pages._secure import secure_callback
 from services.mapdata import area_outlines
 from services.overview import overview
-from services.runtime import current_runtime
+from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/", title="pheoc · Overview", name="Overview", order=0)
 

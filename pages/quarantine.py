@@ -7,8 +7,8 @@ from dash import Input, Output, dcc, html
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services.quarantine import rejected_summary
-from services.access import current_principal
-from services.runtime import current_runtime
+from auth.policy import current_principal
+from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/rejected", title="pheoc · Rejected records", name="Rejected", order=90)
 

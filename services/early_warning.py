@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from werkzeug.exceptions import Forbidden
 
 from analytics import indicators as ind
 from analytics.aberration import ears, ewma
@@ -47,7 +46,7 @@ from analytics.forecast import (
 )
 from analytics.rt import discretised_gamma_si, estimate_rt
 from analytics.rulebooks import LevelAssessment, Rulebook, ThresholdBand, level_for, parse_rulebook
-from services.access import Principal
+from auth.principal import Principal
 from settings import Settings
 from store.queries_access import append_audit_in, submit_audited
 from store import Store
@@ -195,8 +194,7 @@ def set_active_rulebook(store: Store, settings: Settings, rulebook_id: str, prin
     levelled again by the new rulebook at once, and each area's change is stored with the new rulebook's
     id and version and the choice that caused it. Choosing the active rulebook again stores nothing.
     """
-    if "set_rulebook" not in principal.permissions:
-        raise Forbidden(f"{principal.role} may not set_rulebook")
+    principal.require("set_rulebook")
     rulebooks = load_rulebooks(settings)
     if rulebook_id not in rulebooks:
         raise UnknownRulebook(f"unknown rulebook {rulebook_id!r} (configured: {sorted(rulebooks)})")

