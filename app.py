@@ -12,6 +12,7 @@ import argparse
 import functools
 import logging
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -22,13 +23,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
-from flask import jsonify
+from flask import jsonify, request
 
 from settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from store import Store
 from store import queries as q
 
 log = logging.getLogger("pheoc")
+# HSTS for one year (the OWASP HTTP Headers Cheat Sheet's value). Without includeSubDomains: pheoc
+# cannot know what else the command centre serves under its domain over plain HTTP.
+HSTS = "max-age=31536000"
+MAX_REQUEST_BYTES = 1_048_576
 
 
 # ---- the Dash app ------------------------------------------------------------------------------
@@ -57,6 +62,10 @@ def _security_headers(app: dash.Dash, settings: Settings):
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-store")
+        if request.is_secure:
+            # Over TLS only: browsers ignore HSTS on plain HTTP (RFC 6797 §8.1). is_secure honours
+            # X-Forwarded-Proto when auth.trusted_proxies says a TLS proxy is in front.
+            response.headers["Strict-Transport-Security"] = HSTS
         return response
     return add_headers
 
@@ -73,10 +82,21 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
     runtime = Runtime(settings=settings, store=store, started_at=datetime.now(timezone.utc),
                       components=components or {})
     app.server.extensions["pheoc"] = runtime
+    # A callback's request is a few kilobytes and the login form less; anything far larger is refused
+    # (HTTP 413) before it is read, instead of waitress's 1 GiB default reaching the app.
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     from pages._shell import shell_layout
     app.layout = functools.partial(shell_layout, settings)  # per request: the top bar shows who is signed in
     from auth.web import install_auth  # sessions, per-callback authorisation, /login (auth/, docs/security.md)
     install_auth(app, runtime)
+    from auth.audit_buffer import AuditBuffer
+    from auth.policy import AUDIT_BUFFER_KEY
+    # Read access and API token use are audited per response, committed together every few seconds.
+    app.server.extensions[AUDIT_BUFFER_KEY] = AuditBuffer(store)
+    from auth.read_audit import install_read_audit
+    install_read_audit(app.server)
+    from api import install_api  # the JSON API under /api/v1 over the same read models as the pages
+    install_api(app.server, store)
 
     @app.server.get("/healthz")
     def healthz():
@@ -182,25 +202,32 @@ def start_services(settings: Settings, *, simulator_manifest=None, run_jobs_now:
 
 
 def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, simulator_manifest) -> None:
+    """The MQTT ingestor; in embedded mode also the broker, whose logins the clients are given."""
     from ingest.broker import EmbeddedBroker
-    from ingest.mqtt import MqttIngestor, MqttPublisher
+    from ingest.mqtt import MqttIngestor, MqttPublisher, installation_client_id
 
-    mqtt = settings.mqtt
+    db = settings.path(settings.store.path)
+    mqtt = settings.mqtt.with_paths_under(settings.base_dir)
+    # Kept beside the database: the broker's persistent session for this store is found by this id.
+    client_id = installation_client_id(mqtt.client_id, db.with_name(db.name + ".mqtt-client-id"))
+    mqtt = mqtt.model_copy(update={"client_id": client_id})
+    ingest_login = publisher_login = None  # external mode: the credentials named by mqtt.*_env
+    protocol_v5 = True
     if mqtt.mode == "embedded":
-        broker = EmbeddedBroker(settings.path(settings.store.path).parent / "broker", host="127.0.0.1",
+        broker = EmbeddedBroker(db.parent / "broker", topic_prefix=mqtt.topic_prefix, host="127.0.0.1",
                                 port=mqtt.port)
         broker.start()
         services.started.append(broker)
         mqtt = mqtt.model_copy(update={"host": broker.host, "port": broker.port})
-    # amqtt (the fallback when Mosquitto is not installed) speaks MQTT 3.1.1 only.
-    protocol_v5 = broker.mqtt_v5 if mqtt.mode == "embedded" else True
-    ingestor = MqttIngestor(store, contexts, mqtt, settings.ingest, protocol_v5=protocol_v5)
+        ingest_login, publisher_login = broker.ingest_login, broker.publisher_login
+        protocol_v5 = broker.mqtt_v5  # amqtt (the fallback when Mosquitto is not installed) speaks 3.1.1 only
+    ingestor = MqttIngestor(store, contexts, mqtt, settings.ingest, protocol_v5=protocol_v5, login=ingest_login)
     ingestor.start()
     services.started.append(ingestor)
     if simulator_manifest is not None:
         from demo.simulator import LiveSimulator
-        publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, client_id=f"{mqtt.client_id}-simulator",
-                                  protocol_v5=protocol_v5).connect()
+        publisher = MqttPublisher(mqtt.host, mqtt.port, mqtt=mqtt, login=publisher_login,
+                                  client_id=f"{client_id}-simulator", protocol_v5=protocol_v5).connect()
         services.started.append(_Stopper(publisher.close))
         simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed,
                                   case_rate_multiplier=settings.demo.live_case_speedup)
@@ -228,17 +255,55 @@ class _Loop:
         self._thread.join(timeout=10)
 
 
-def serve(settings: Settings, services: Services) -> None:
-    from werkzeug.serving import run_simple
+def wsgi_server(settings: Settings, wsgi_app):
+    """A waitress server bound to server.host:server.port: one process, server.threads threads.
 
-    app = create_app(settings, services.store, {type(p).__name__: p for p in services.started})
-    print(f"pheoc serving {settings.city.name} at http://{settings.server.host}:{settings.server.port}",
-          file=sys.stderr, flush=True)
+    One process, several threads: DuckDB allows one read-write process (see ARCHITECTURE.md), so
+    the server never forks workers. ``ident=""`` sends no Server header (waitress would name itself),
+    and the error pages waitress writes itself say "generated by server".
+    """
+    from waitress import create_server
+
+    # X-Forwarded-* are believed by auth.web's ProxyFix when auth.trusted_proxies says a proxy is in
+    # front; waitress must pass them on then (by default it drops them), and may drop them otherwise.
+    return create_server(wsgi_app, host=settings.server.host, port=settings.server.port,
+                         threads=settings.server.threads, ident="",
+                         clear_untrusted_proxy_headers=settings.auth.trusted_proxies == 0)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (service managers, `docker stop`) ends the server as Ctrl-C does, so the store closes cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; callers elsewhere stop it themselves
+
+    def stop(signum, _frame):
+        # A second signal must not cut the shutdown short (the store is being closed).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress's run() catches it and stops its threads
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
+def serve(settings: Settings, services: Services) -> None:
+    _stop_on_signals()
+    app = None
     try:
-        # One process, several threads: DuckDB allows one read-write process (see ARCHITECTURE.md).
-        run_simple(settings.server.host, settings.server.port, app.server, threaded=True, use_reloader=False)
+        app = create_app(settings, services.store, {type(p).__name__: p for p in services.started})
+        server = wsgi_server(settings, app.server)
+        print(f"pheoc serving {settings.city.name} at http://{settings.server.host}:{settings.server.port} "
+              f"(waitress, {settings.server.threads} threads)", file=sys.stderr, flush=True)
+        try:
+            server.run()  # returns after SIGTERM/SIGINT, in-flight requests given up to 5 s
+        finally:
+            server.close()
     finally:
+        if app is not None:
+            from auth.web import stop_auth  # buffered audit records reach the store before it closes
+            stop_auth(app)
         services.stop()
+        print("pheoc stopped", file=sys.stderr, flush=True)
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -403,7 +468,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

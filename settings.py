@@ -7,6 +7,7 @@ the file names the environment variable that holds them.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -49,26 +50,87 @@ class IngestConfig(_Strict):
     watch_interval_s: float = Field(default=2.0, gt=0, le=3600)
     batch_max_rows: int = Field(default=5000, ge=1, le=1_000_000)
     batch_max_ms: int = Field(default=200, ge=1, le=60_000)
-    max_payload_bytes: int = Field(default=65_536, ge=256)
+    max_payload_bytes: int = Field(default=65_536, ge=256)  # one MQTT message, or one record of a file
     # Clocks drift; a reading a few minutes "in the future" is a clock problem, not fabricated data.
     max_future_skew_s: int = Field(default=300, ge=0, le=86_400)
+    # Dates before this are placeholders or upstream parse failures, not data: 0001-01-01 is the zero
+    # of many date types, 1900-01-01 Excel's day one and a common "unknown". pheoc's records describe
+    # a current emergency; the oldest series it replays (MoH Malaysia) start in 2020, and 2000 leaves
+    # room for historical baselines (SARS 2003, H1N1 2009) while catching every placeholder.
+    earliest_date: date = date(2000, 1, 1)
+    # A bigger file is refused whole, without being parsed. CSV and NDJSON stream, so this bounds disk and time,
+    # not memory; 2 GiB is months of a city's readings in one file.
+    max_file_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # JSON and GeoJSON files are parsed whole (the standard library has no streaming JSON parser) and
+    # take several times their size in memory: 64 MiB holds any city's area layers and keeps the parse
+    # to a few hundred MB. Bulk data belongs in CSV or NDJSON.
+    max_document_bytes: int = Field(default=64 * 1024**2, ge=1024)
+    # For writers that neither rename from NAME.part nor drop NAME.done (docs/ingest.md): a file is
+    # taken once its size and mtime have stayed the same for this long, seen on consecutive passes.
+    # Longer than the pauses of ordinary writers (a 7 s pause once cut a file in half).
+    settle_s: float = Field(default=10.0, ge=0, le=3600)
+
+    @field_validator("earliest_date")
+    @classmethod
+    def _earliest_date_in_the_past(cls, v: date) -> date:
+        if v > date.today():
+            raise ValueError("must not be in the future (every record would be refused)")
+        return v
 
 
 class MqttConfig(_Strict):
+    """The MQTT ingestor and its broker. ``embedded``: pheoc starts a loopback broker with passwords it
+    makes at each start (ingest/broker.py); ``external``: a broker of your own, e.g. deploy/mosquitto.conf."""
     mode: Literal["embedded", "external", "off"] = "embedded"
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65_535)  # 0 = pick a free port (embedded broker only)
     topic_prefix: str = Field(default="pheoc/city", pattern=r"^[A-Za-z0-9_/-]+$")
-    client_id: str = "pheoc-ingest"
+    # The start of the ingestor's client id; a random part is added once per installation and kept
+    # beside the database (ingest.mqtt.installation_client_id says why).
+    client_id: str = Field(default="pheoc-ingest", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     session_expiry_s: int = Field(default=7 * 86_400, ge=0)
+    # external mode: the variables holding the broker user name and password (never the values here)
     username_env: str | None = None
     password_env: str | None = None
+    # external mode: TLS, verifying the broker against tls_ca_file (default: the system's CAs), and
+    # a client certificate with its unencrypted key for brokers that require one.
     tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.tls and self.mode == "embedded":
+            raise ValueError("mqtt.tls is for mode 'external'; the embedded broker listens on loopback only")
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            if getattr(self, key) is not None and not self.tls:
+                raise ValueError(f"mqtt.{key} is set but mqtt.tls is false (the connection would not use it)")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("mqtt.tls_cert_file and mqtt.tls_key_file go together (a client certificate and its key)")
+        if self.password_env and not self.username_env:
+            raise ValueError("mqtt.password_env needs mqtt.username_env (a password belongs to a user name)")
+        return self
 
     def credentials(self) -> tuple[str | None, str | None]:
-        """Read the broker credentials from the environment variables the config names."""
-        return (os.environ.get(self.username_env) if self.username_env else None,
-                os.environ.get(self.password_env) if self.password_env else None)
+        """Read the broker credentials from the environment variables the config names.
+
+        A variable that is named but not set stops the start with a message naming its key, instead
+        of connecting without a password and being refused, or worse, let in anonymously.
+        """
+        values = []
+        for key in ("username_env", "password_env"):
+            name = getattr(self, key)
+            if name and os.environ.get(name) is None:
+                raise ConfigError(f"config 'mqtt.{key}': environment variable {name} is not set")
+            values.append(os.environ.get(name) if name else None)
+        return values[0], values[1]
+
+    def with_paths_under(self, base_dir: Path) -> "MqttConfig":
+        """A copy whose relative TLS file paths are resolved against the config file's folder."""
+        keys = ("tls_ca_file", "tls_cert_file", "tls_key_file")
+        return self.model_copy(update={k: base_dir / getattr(self, k) for k in keys
+                                       if getattr(self, k) is not None and not getattr(self, k).is_absolute()})
 
 
 class MapConfig(_Strict):
@@ -107,6 +169,12 @@ class WallConfig(_Strict):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65_535)
+    # Waitress worker threads in the one serving process (one process owns the DuckDB file). Waitress's
+    # default is 4; a wall screen fires up to three callbacks per refresh, so 8 lets two wall screens and
+    # a few operators refresh together without queueing. More threads add waiting room, not CPU (one GIL).
+    threads: int = Field(default=8, ge=1, le=64)
+    # The variable holding the key that signs device cookies (auth.device_trust_days); unset = a random
+    # key per start, so browsers are trusted again only after their next sign-in.
     secret_key_env: str = "PHEOC_SECRET_KEY"
 
 
@@ -149,11 +217,30 @@ class EarlyWarningConfig(_Strict):
     # weeks overshoots badly. 7 days scored best of None/7/14/21 in the backtest (bench/forecast_backtest.py)
     # on the demo city and the Malaysian series: chosen on the same data it is reported on.
     forecast_r_relax_days: float | None = Field(default=7.0, gt=0)
+    # "Full" = this share of staffed beds: New York State's red-zone test (Dec 2020) asked whether
+    # hospitals reach 90 % within 21 days. The capacity outlook of the city, each hospital and each
+    # area counts days to this share.
     capacity_threshold: float = Field(default=0.9, gt=0, le=1)
+    # Cases -> admissions -> occupied beds. Used until the store holds enough linked admissions and
+    # discharges to measure them (then the measured ones are used): a few days from report to
+    # admission, and stays within the range of published COVID-19 hospital and ICU stays (Rees et al.
+    # 2020, "COVID-19 length of hospital stay: a systematic review", BMC Med 18:270).
+    admission_lag_days: int = Field(default=3, ge=0, le=30)
+    icu_admission_lag_days: int = Field(default=3, ge=0, le=30)
+    los_mean_days: float = Field(default=8.0, gt=0, le=90)
+    los_std_days: float = Field(default=6.0, gt=0, le=90)
+    icu_los_mean_days: float = Field(default=12.0, gt=0, le=90)
+    icu_los_std_days: float = Field(default=8.0, gt=0, le=90)
     # Sensor metrics the alarms and indicators read (names as the sensors report them; the demo's).
     wastewater_metric: str = "sars_cov_2_rna"
     fever_metric: str = "fever_alerts"
     run_every_s: int = Field(default=300, ge=5)
+
+
+class IndicatorsConfig(_Strict):
+    """The indicators job: daily series, indicators per area and day, R(t). It skips runs whose inputs
+    did not change, so running it often costs little and keeps the wall current."""
+    run_every_s: int = Field(default=30, ge=5)
 
 
 class CapacityConfig(_Strict):
@@ -162,13 +249,8 @@ class CapacityConfig(_Strict):
     stale_after_hours: float = Field(default=26.0, gt=0, le=24 * 30)
     supplies_warn_days: float = Field(default=7.0, gt=0, le=365)  # days on hand (stock / daily use)
     supplies_critical_days: float = Field(default=3.0, gt=0, le=365)
-    full_threshold: float = Field(default=0.9, gt=0, le=1)  # "full" = 90 % of beds (NY red-zone rule, Dec 2020)
-    forecast_days: int = Field(default=28, ge=7, le=60)
-    trend_days: int = Field(default=90, ge=14, le=1500)
-    # Cases -> occupied beds (analytics.forecast): delay from report to admission and Gamma length of stay.
-    admission_lag_days: int = Field(default=3, ge=0, le=30)
-    los_mean_days: float = Field(default=8.0, gt=0, le=90)
-    los_std_days: float = Field(default=6.0, gt=0, le=90)
+    # Days of history on the facility trend charts (the indicators job keeps 120 days current).
+    trend_days: int = Field(default=90, ge=14, le=120)
     rising_demand_change: float = Field(default=0.10, ge=0, le=10)  # week-on-week case growth called "rising"
 
     @model_validator(mode="after")
@@ -191,9 +273,16 @@ class AuthConfig(_Strict):
     # Per-role overrides; the command-centre wall screen is signed in once and left running.
     role_timeouts: dict[str, RoleSessionLimits] = {
         "operator": RoleSessionLimits(idle_timeout_s=7 * 86_400, absolute_timeout_s=30 * 86_400)}
-    lockout_failures: int = Field(default=5, ge=1, le=1000)  # per account name within lockout_window_s
+    # Failures on one name within lockout_window_s before its attempts must wait; each further failure
+    # doubles the wait from lockout_backoff_s up to lockout_backoff_max_s. No hard lock: an attacker can
+    # slow a name down but not shut its user out, and browsers that signed in as that user before (device
+    # cookies, device_trust_days) do not wait at all (OWASP "Slow down online guessing attacks with device cookies").
+    lockout_failures: int = Field(default=5, ge=1, le=1000)
+    lockout_backoff_s: int = Field(default=15, ge=1, le=3600)
+    lockout_backoff_max_s: int = Field(default=120, ge=1, le=86_400)
+    device_trust_days: int = Field(default=90, ge=1, le=730)  # longer than the longest session (operator, 30 d)
     address_lockout_failures: int = Field(default=20, ge=1, le=100_000)  # per client address, any names
-    lockout_window_s: int = Field(default=900, ge=10, le=7 * 86_400)  # a lock lifts as failures age out
+    lockout_window_s: int = Field(default=900, ge=10, le=7 * 86_400)  # failures older than this are forgotten
     login_rate_per_min: int = Field(default=10, ge=1, le=10_000)  # login POSTs per client address
     secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over TLS
     trusted_proxies: int = Field(default=0, ge=0, le=5)  # reverse proxies whose X-Forwarded-* to believe
@@ -204,6 +293,15 @@ class AuthConfig(_Strict):
     argon2_time_cost: int = Field(default=3, ge=2, le=20)
     argon2_parallelism: int = Field(default=4, ge=1, le=64)
     erase_also: tuple[Path, ...] = (Path("var/exports"),)  # folders besides the inbox that erasure rewrites
+
+    @model_validator(mode="after")
+    def _backoff_within_cap(self):
+        if self.lockout_backoff_s > self.lockout_backoff_max_s:
+            raise ValueError("auth.lockout_backoff_s must not exceed auth.lockout_backoff_max_s")
+        if self.lockout_backoff_max_s > self.lockout_window_s:
+            # A wait is counted from failures within the window; a longer wait would outlast its cause.
+            raise ValueError("auth.lockout_backoff_max_s must not exceed auth.lockout_window_s")
+        return self
 
 
 class Settings(_Strict):
@@ -219,6 +317,7 @@ class Settings(_Strict):
     auth: AuthConfig = AuthConfig()
     clusters: ClustersConfig = ClustersConfig()
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
+    indicators: IndicatorsConfig = IndicatorsConfig()
     capacity: CapacityConfig = CapacityConfig()
     base_dir: Path = PROJECT_ROOT  # relative paths in the file are relative to the file's folder
 

@@ -1,129 +1,35 @@
-"""Case, test and population counts on the H3 grid, with parent/child roll-ups.
+"""Case and test counts and rates per 100k on the H3 grid, with parent/child roll-ups.
 
 Method: H3 hierarchical hexagonal grid (Uber, h3geo.org; h3-py 4.x API). Counts are
-exact tallies per cell for a closed day window. Population is spread from source
-areas (e.g. ZIP/MODZCTA polygons with census denominators) to cells by areal
-weighting: each cell receives population x (area of cell ∩ area) / (area of the area),
-the classic areal-interpolation estimator (Goodchild & Lam 1980), which assumes people
-are spread evenly within each source area.
+exact tallies per cell for a closed day window; rates are per 100,000 residents of the
+cell. Population per cell comes from geo.population.areas_to_cell_population (areal
+weighting of area populations); the grid itself (placing points and cells on it, parents
+by bit arithmetic on uint64 ids, children) is geo's: geo.cell_ints and geo.cells.
 
-Areas are measured on a Lambert cylindrical equal-area projection of the authalic sphere
-(x = R·lng·cos φ0, y = R·sin(lat)/cos φ0). Why this choice rather than a UTM/local CRS:
-an equal-area map preserves every area ratio exactly, so the shares do not depend on the
-projection's centre and need no CRS database (pyproj) at run time; choosing φ0 at the
-area's own latitude keeps the shapes nearly true, so edges that are straight in lng/lat
-(GeoJSON) and H3 edges stay nearly straight. A conformal UTM would distort areas by up
-to ~0.1 % across a zone. Shares are finally renormalised to sum to exactly one per
-area so the total population is conserved whatever tiny slivers the H3 "overlap" cover
-and the planar geometry disagree on.
-
-Cell ids travel as lower-case hex strings (h3's default API) in and out of this
-module; inside, they are uint64 so that parents can be taken with vectorised bit
-arithmetic on the documented H3 index layout (resolution in bits 52-55, one 3-bit digit
-per resolution below, unused digits set to 7).
+Cell ids travel as lower-case hex strings in and out of this module; inside, they are
+uint64 (geo.cell_ints) so that whole columns are placed and rolled up at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from itertools import repeat
 
-import h3
-import h3.api.basic_int as h3_int
 import numpy as np
 import pandas as pd
-import shapely
-from shapely.geometry.base import BaseGeometry
 
-# Resolution 7 (~5.2 km² cells) is the coarsest still at neighbourhood scale; 10
-# (~0.015 km², about a city block) is the finest that does not single out households.
-MIN_RESOLUTION = 7
-MAX_RESOLUTION = 10
+from geo.cell_ints import (
+    cell_int_resolutions,
+    cells_to_ints,
+    ints_to_cells,
+    latlngs_to_cell_ints,
+    parent_cell_ints,
+)
+from geo.cells import cell_to_children, validate_resolution
 
 PER_100K = 100_000.0
-# Authalic (equal-area) radius of the WGS84 ellipsoid, metres.
-AUTHALIC_EARTH_RADIUS_M = 6_371_007.2
-# The H3 "overlap" cover and the planar intersections agree to ~1e-12 on real boundaries
-# (NYC MODZCTA); a gap this large means broken geometry, not a rounding sliver.
-MAX_UNCOVERED_SHARE = 1e-3
-
-_H3_RES_SHIFT = np.uint64(52)
-_H3_RES_MASK = np.uint64(0xF) << _H3_RES_SHIFT
-_H3_DIGIT_BITS = 3
-_H3_MAX_RES = 15
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-def validate_resolution(resolution: int) -> int:
-    """Return ``resolution`` if the map supports it (7-10), else raise ValueError."""
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-        raise ValueError(f"resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {resolution!r}")
-    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise ValueError(f"resolution must be in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {resolution}")
-    return int(resolution)
-
-
-# ------------------------------------------------------------------ id conversions (edges)
-
-
-def cells_to_ints(cells: Iterable[str]) -> np.ndarray:
-    """Hex cell ids -> uint64 array; raises ValueError on any invalid id."""
-    codes, uniques = pd.factorize(pd.Series(list(cells), dtype=object), use_na_sentinel=True)
-    if np.any(codes < 0):
-        raise ValueError("cell ids must not be missing")
-    unique_ints = np.empty(len(uniques), dtype=np.uint64)
-    for i, cell in enumerate(uniques):
-        if not isinstance(cell, str) or not h3.is_valid_cell(cell):
-            raise ValueError(f"not a valid H3 cell id: {cell!r}")
-        unique_ints[i] = h3.str_to_int(cell)
-    return unique_ints[codes]
-
-
-def ints_to_cells(cells: np.ndarray) -> list[str]:
-    """uint64 cell ids -> hex strings (call on unique ids: it loops in Python)."""
-    return [h3.int_to_str(int(cell)) for cell in cells]
-
-
-def latlngs_to_cell_ints(lat: np.ndarray, lng: np.ndarray, resolution: int) -> np.ndarray:
-    """Points -> uint64 cells at ``resolution``.
-
-    h3-py 4.5 has no array form of latlng_to_cell, so the C call is made once per
-    *distinct* point (geocoded cases share addresses) through the integer API, which
-    skips building hex strings.
-    """
-    lat = np.asarray(lat, dtype=np.float64)
-    lng = np.asarray(lng, dtype=np.float64)
-    bad = ~(np.isfinite(lat) & np.isfinite(lng) & (np.abs(lat) <= 90.0) & (np.abs(lng) <= 180.0))
-    if np.any(bad):
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{int(bad.sum())} row(s) have a missing or out-of-range lat/lng (first at position {first})")
-    codes, unique_points = pd.factorize(lat + 1j * lng)
-    unique_cells = np.fromiter(
-        map(h3_int.latlng_to_cell, unique_points.real.tolist(), unique_points.imag.tolist(), repeat(resolution)),
-        dtype=np.uint64,
-        count=len(unique_points),
-    )
-    return unique_cells[codes]
-
-
-def cell_int_resolutions(cells: np.ndarray) -> np.ndarray:
-    """Resolution of each uint64 cell id."""
-    return ((np.asarray(cells, dtype=np.uint64) & _H3_RES_MASK) >> _H3_RES_SHIFT).astype(np.int64)
-
-
-def parent_cell_ints(cells: np.ndarray, resolution: int) -> np.ndarray:
-    """Vectorised ``cell_to_parent`` on uint64 ids (every cell must be at ``resolution`` or finer)."""
-    cells = np.asarray(cells, dtype=np.uint64)
-    if cells.size and cell_int_resolutions(cells).min() < resolution:
-        raise ValueError(f"cannot take a parent at resolution {resolution} of a coarser cell")
-    unused_digits = np.uint64((1 << ((_H3_MAX_RES - resolution) * _H3_DIGIT_BITS)) - 1)
-    with_res = (cells & ~_H3_RES_MASK) | (np.uint64(resolution) << _H3_RES_SHIFT)
-    return with_res | unused_digits
 
 
 # -------------------------------------------------------------------------- aggregation
@@ -230,97 +136,7 @@ def _row_cell_ints(frame: pd.DataFrame, resolution: int) -> np.ndarray:
     return cells
 
 
-# ------------------------------------------------------------------------- population
-
-
-def cell_population(areas: Iterable[tuple[BaseGeometry, float]], resolution: int) -> pd.Series:
-    """Spread each area's population over the H3 cells it covers, by area share.
-
-    ``areas``: (shapely Polygon/MultiPolygon in GeoJSON lng/lat order, population).
-    A cell touched by several areas sums their contributions. Returns Series
-    ``population`` indexed by ``h3_cell`` (sorted); the total equals the input total.
-    """
-    resolution = validate_resolution(resolution)
-    boundaries: dict[str, np.ndarray] = {}
-    cell_parts: list[list[str]] = []
-    population_parts: list[np.ndarray] = []
-    for position, (area, population) in enumerate(areas):
-        if not np.isfinite(population) or population < 0:
-            raise ValueError(f"area {position}: population must be a finite number >= 0, got {population!r}")
-        area = _valid_polygonal(area, position)
-        # Each part of a MultiPolygon is covered separately, so a cell can come back twice.
-        cells = list(dict.fromkeys(
-            h3.h3shape_to_cells_experimental(h3.geo_to_h3shape(area), resolution, contain="overlap")
-        ))
-        if not cells:
-            raise ValueError(f"area {position}: no H3 cell overlaps it at resolution {resolution}")
-        shares = _cell_shares_of_area(area, cells, boundaries, position)
-        cell_parts.append(cells)
-        population_parts.append(float(population) * shares)
-    if not cell_parts:
-        return pd.Series([], index=pd.Index([], name="h3_cell", dtype=object), name="population", dtype=np.float64)
-    contributions = pd.Series(
-        np.concatenate(population_parts),
-        index=pd.Index(np.concatenate([np.asarray(c, dtype=object) for c in cell_parts]), name="h3_cell"),
-    )
-    result = contributions.groupby(level=0, sort=True).sum()
-    result.name = "population"
-    return result
-
-
-def _valid_polygonal(area: BaseGeometry, position: int) -> BaseGeometry:
-    """The area itself, or its repaired polygonal part if it is self-intersecting.
-
-    Published boundary files do contain such rings (NYC MODZCTA 10032 does); GEOS
-    cannot intersect them, and make_valid keeps the same covered ground.
-    """
-    if area.geom_type not in ("Polygon", "MultiPolygon"):
-        raise ValueError(f"area {position}: expected a Polygon or MultiPolygon, got {area.geom_type}")
-    if not area.is_valid:
-        area = shapely.make_valid(area)
-        if area.geom_type == "GeometryCollection":
-            polygons = [part for part in area.geoms if part.geom_type in ("Polygon", "MultiPolygon")]
-            area = shapely.union_all(polygons)
-    if area.is_empty or area.area == 0:
-        raise ValueError(f"area {position}: polygon is empty")
-    return area
-
-
-def _cell_shares_of_area(
-    area: BaseGeometry, cells: list[str], boundaries: dict[str, np.ndarray], position: int
-) -> np.ndarray:
-    """Share of ``area`` inside each cell, summing to exactly 1."""
-    standard_parallel = np.radians(area.centroid.y)
-    for cell in cells:
-        if cell not in boundaries:
-            # cell_to_boundary gives (lat, lng); shapely wants x = lng, y = lat.
-            boundaries[cell] = np.asarray(h3.cell_to_boundary(cell), dtype=np.float64)[:, ::-1]
-    rings = [boundaries[cell] for cell in cells]
-    cell_polygons = shapely.polygons(rings)
-
-    def to_equal_area(coords: np.ndarray) -> np.ndarray:
-        return _cylindrical_equal_area(coords, standard_parallel)
-
-    projected_area = shapely.transform(area, to_equal_area)
-    projected_cells = shapely.transform(cell_polygons, to_equal_area)
-    overlap = shapely.area(shapely.intersection(projected_cells, projected_area))
-    total = projected_area.area
-    covered = overlap.sum() / total
-    if abs(covered - 1.0) > MAX_UNCOVERED_SHARE:
-        raise ValueError(
-            f"area {position}: its H3 cells cover {covered:.4%} of it instead of 100%; check the geometry"
-        )
-    return overlap / overlap.sum()
-
-
-def _cylindrical_equal_area(lnglat_deg: np.ndarray, standard_parallel_rad: float) -> np.ndarray:
-    """(lng, lat) degrees -> metres on Lambert's cylindrical equal-area map."""
-    lng = np.radians(lnglat_deg[:, 0])
-    lat = np.radians(lnglat_deg[:, 1])
-    cos_sp = np.cos(standard_parallel_rad)
-    return np.column_stack(
-        (AUTHALIC_EARTH_RADIUS_M * lng * cos_sp, AUTHALIC_EARTH_RADIUS_M * np.sin(lat) / cos_sp)
-    )
+# ------------------------------------------------------------------------------ rates
 
 
 def rates_per_100k(counts: pd.Series, population: pd.Series, min_population: float = 0.0) -> pd.Series:
@@ -368,7 +184,7 @@ def split_to_children(values: pd.Series, resolution: int, weights: pd.Series | N
     parent_ids: list[str] = []
     child_ids: list[str] = []
     for parent in values.index:
-        children = h3.cell_to_children(parent, resolution)
+        children = cell_to_children(parent, resolution)
         parent_ids.extend(repeat(parent, len(children)))
         child_ids.extend(children)
     parent_index = pd.Index(parent_ids, dtype=object)

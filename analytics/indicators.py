@@ -39,7 +39,7 @@ CENSUS_COLUMNS: tuple[str, ...] = BED_COLUMNS + ICU_COLUMNS
 
 # Names of the indicator columns; rulebooks refer to indicators by these names.
 CASES_PER_100K_7D_AVG = "cases_per_100k_7d_avg"
-CASES_PER_100K_7D = "cases_per_100k_7d"
+CASES_PER_100K_7D = "incidence_7d_per_100k"  # the API and rulebooks call it by this name
 TEST_POSITIVITY_7D = "test_positivity_7d"
 ADMISSIONS_PER_100K_7D = "admissions_per_100k_7d"
 BED_OCCUPANCY = "bed_occupancy"

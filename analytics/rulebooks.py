@@ -474,7 +474,7 @@ def level_for(rulebook: Rulebook, indicator_values: Mapping[str, float | None]) 
             IndicatorLevel(r.name, _value(indicator_values, r.name), None, (), r.in_overall)
             for r in rulebook.indicators
         )
-        return _assessment(rulebook, None, unassessed, None, missing, f"{rulebook.selector} is missing")
+        return _assessment(rulebook, None, unassessed, None, missing, f"{_label(rulebook, rulebook.selector)} is missing")
 
     assessed = tuple(
         _indicator_level(rulebook, band, rule, _value(indicator_values, rule.name))
@@ -485,19 +485,43 @@ def level_for(rulebook: Rulebook, indicator_values: Mapping[str, float | None]) 
     band_name = None if rulebook.selector is None else band.name
     if absent_required:
         return _assessment(
-            rulebook, None, assessed, band_name, missing, f"required {absent_required} missing"
+            rulebook, None, assessed, band_name, missing,
+            f"{_names(rulebook, absent_required)} missing (required)"
         )
     for override in rulebook.overrides:
         if by_name[override.indicator].level == override.level:
-            basis = f"{override.indicator} is {override.level}, so overall is {override.overall}"
+            basis = (f"{_label(rulebook, override.indicator)} is {rulebook.level(override.level).label}, so the "
+                     f"overall level is {rulebook.level(override.overall).label}")
             return _assessment(rulebook, override.overall, assessed, band_name, missing, basis)
     counted = [item for item in assessed if item.in_overall and item.level is not None]
     if not counted:
         return _assessment(rulebook, None, assessed, band_name, missing, "no indicator measured")
     top = max(counted, key=lambda item: rulebook.level_rank(item.level))  # type: ignore[arg-type]
     highest = [item.indicator for item in counted if item.level == top.level]
-    basis = f"highest of {[item.indicator for item in counted]}: {top.level} ({', '.join(highest)})"
+    decided = _names(rulebook, highest)
+    basis = (f"{decided}: {rulebook.level(top.level).label}" if len(counted) == 1 else
+             f"highest of {len(counted)} indicators: {rulebook.level(top.level).label} ({decided})")
     return _assessment(rulebook, top.level, assessed, band_name, missing, basis)
+
+
+def assess_areas(rulebook: Rulebook, values_by_area: Mapping[str, Mapping[str, float | None]]
+                 ) -> dict[str, LevelAssessment]:
+    """``level_for`` of every area: the one way areas are levelled (by the job and by a rulebook switch)."""
+    return {area_id: level_for(rulebook, values) for area_id, values in values_by_area.items()}
+
+
+def _label(rulebook: Rulebook, name: str | None) -> str:
+    """An indicator's label in the rulebook's own words (its name when the rulebook gives none)."""
+    for rule in rulebook.indicators:
+        if rule.name == name:
+            return rule.label or name
+    return str(name)
+
+
+def _names(rulebook: Rulebook, names: Sequence[str]) -> str:
+    """Indicator labels as a sentence fragment: "A", "A and B", "A, B and C"."""
+    labels = [_label(rulebook, n) for n in names]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def level_changes(

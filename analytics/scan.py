@@ -66,7 +66,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius; a city-scale equirectangular projection is fine
+from geo.projection import latlngs_to_local_xy_m
+
 # Locations closer in distance than this are one tie group: a circle includes all or none.
 # One millimetre is far below any real spacing yet above float noise in metre coordinates.
 DISTANCE_TIE_TOLERANCE_M = 1e-3
@@ -119,20 +120,6 @@ class _Circles:
     zone_case_totals: NDArray[np.int64]  # (P,) cases over all days in each valid circle
 
 
-def latlng_to_local_xy_m(lat_deg: ArrayLike, lng_deg: ArrayLike) -> NDArray[np.float64]:
-    """Project lat/lng to metres on a plane tangent at the mean latitude (equirectangular).
-
-    Over a city (tens of km) the distance error is well under 1%, far below the
-    resolution that matters for a 1 km scanning radius.
-    """
-    lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
-    lng = np.radians(np.asarray(lng_deg, dtype=np.float64))
-    lat0 = lat.mean() if lat.size else 0.0
-    x = EARTH_RADIUS_M * (lng - (lng.mean() if lng.size else 0.0)) * np.cos(lat0)
-    y = EARTH_RADIUS_M * (lat - lat0)
-    return np.column_stack([x, y])
-
-
 def expected_counts(counts: ArrayLike) -> NDArray[np.float64]:
     """mu_zd = zone total x day total / grand total for a (locations x days) count matrix."""
     c = np.asarray(counts, dtype=np.float64)
@@ -183,10 +170,11 @@ def prospective_space_time_scan(
     """Scan cylinders ending on the last day of ``counts`` (locations x days) for clusters.
 
     Give coordinates either as ``xy_m`` (n x 2, metres on a plane) or ``lat_lng_deg``
-    (n x 2, degrees). The whole matrix is the study period that fixes the expected
-    counts; windows are the last 1..``max_window_days`` days. ``max_radius_m=None``
-    leaves only the case-share limit on circle size (then each replicate costs about
-    centres x locations/2 x days: fine for hundreds of locations, slow for thousands).
+    (n x 2, degrees; projected with geo.projection.latlngs_to_local_xy_m). The whole
+    matrix is the study period that fixes the expected counts; windows are the last
+    1..``max_window_days`` days. ``max_radius_m=None`` leaves only the case-share limit on
+    circle size (then each replicate costs about centres x locations/2 x days: fine for
+    hundreds of locations, slow for thousands).
     """
     ids = np.asarray(location_ids, dtype=object)
     case_counts = np.asarray(counts)
@@ -226,7 +214,7 @@ def _coordinates_m(xy_m: ArrayLike | None, lat_lng_deg: ArrayLike | None) -> NDA
     if xy_m is not None:
         return np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
     lat_lng = np.asarray(lat_lng_deg, dtype=np.float64).reshape(-1, 2)
-    return latlng_to_local_xy_m(lat_lng[:, 0], lat_lng[:, 1])
+    return latlngs_to_local_xy_m(lat_lng[:, 0], lat_lng[:, 1])
 
 
 def _check_inputs(ids: NDArray, counts: NDArray, xy: NDArray, max_radius_m: float | None,

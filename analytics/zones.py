@@ -22,9 +22,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import h3
 import numpy as np
 import pandas as pd
+
+from geo.buffers import cells_to_grid_disk, grid_rings_for_width_m
+from geo.cells import cell_resolution, is_valid_cell
 
 PER_100K = 100_000.0
 
@@ -78,9 +80,7 @@ class RingRule:
     def rings_at(self, resolution: int) -> int:
         if self.k is not None:
             return self.k
-        # Neighbouring cell centres are sqrt(3) edge lengths apart.
-        spacing_m = math.sqrt(3.0) * h3.average_hexagon_edge_length(resolution, unit="m")
-        return max(1, math.ceil(self.width_m / spacing_m))
+        return grid_rings_for_width_m(self.width_m, resolution)
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +456,7 @@ def zones_from_clusters(
 
     ``clusters`` maps a cluster id to its H3 cells (one resolution). ``cell_metrics`` is
     long-format daily counts: ``date``, ``h3_cell``, ``tests``, ``positives``, ``cases``.
-    ``cell_population`` gives residents per cell (e.g. from analytics.cells.cell_population).
+    ``cell_population`` gives residents per cell (e.g. from geo.population.areas_to_cell_population).
     A qualifying cluster becomes a core of its tier with the rulebook's buffer rings
     around it. Where zones overlap, a cell stays only in the most restrictive one (cores
     before rings on a tie, then the order of ``clusters``).
@@ -494,7 +494,7 @@ def zones_from_clusters(
         reach = 0
         for number, ring in enumerate(rulebook.rings_for(assessment.tier), start=1):
             reach += ring.rings_at(resolution)
-            disk = {cell for core in core_cells for cell in h3.grid_disk(core, reach)}
+            disk = cells_to_grid_disk(core_cells, reach)
             ring_cells = tuple(sorted(disk - inner))
             inner |= disk
             reason = f"{ring.tier} buffer {number} around the {assessment.tier} core of {cluster_id}"
@@ -512,9 +512,9 @@ def _zone(
 def _common_resolution(cells: Sequence[str], cluster_id: str) -> int:
     resolutions = set()
     for cell in cells:
-        if not h3.is_valid_cell(cell):
+        if not is_valid_cell(cell):
             raise ValueError(f"cluster {cluster_id!r}: not a valid H3 cell {cell!r}")
-        resolutions.add(h3.get_resolution(cell))
+        resolutions.add(cell_resolution(cell))
     if len(resolutions) != 1:
         raise ValueError(f"cluster {cluster_id!r}: cells mix resolutions {sorted(resolutions)}")
     return resolutions.pop()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from store import Store
+from store import Store, StoreClosed
 from store import queries_access as qa
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class AuditBuffer:
             raise
 
     def close(self) -> None:
+        """Write what is queued and stop; call before the store closes."""
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=10)
@@ -80,5 +81,9 @@ class AuditBuffer:
             self._wake.wait(self._flush_s)
             try:
                 self.flush()
+            except StoreClosed:
+                if self.pending():
+                    log.error("the store closed with %d audit records not written", self.pending())
+                return
             except Exception:  # keep the records' owner informed, keep flushing
                 log.exception("could not write buffered audit records")

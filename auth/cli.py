@@ -1,4 +1,4 @@
-"""Commands `users`, `audit verify` and `erase case`; app.py registers them with register_commands().
+"""Commands `users`, `tokens`, `audit verify` and `erase case`; app.py registers them with register_commands().
 
 They open the database themselves, so they run while the server is stopped (one process owns the
 DuckDB file); each change they make is written to the audit log as ``cli:<os user>``.
@@ -135,6 +135,35 @@ def cmd_erase_case(args) -> int:
     return 0 if report.found else 1
 
 
+def cmd_tokens(args) -> int:
+    from auth.tokens import TokenError, create_token, revoke_token
+    from store import queries_tokens as qt
+
+    settings = _settings(args)
+    with _open_store(settings) as store:
+        if args.tokens_command == "add":
+            try:
+                token = create_token(store, args.name, args.role, tuple(args.precinct or ()), _actor())
+            except TokenError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"added token {args.name.strip().lower()} ({args.role}); it is shown once, keep it secret:")
+            print(token)
+            return 0
+        if args.tokens_command == "revoke":
+            if not revoke_token(store, args.name.strip().lower(), _actor()):
+                print(f"error: no active token named {args.name!r}", file=sys.stderr)
+                return 2
+            print(f"revoked token {args.name}")
+            return 0
+        for t in qt.list_tokens(store):
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            used = f"last used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+            bound = f" precincts {','.join(t.precincts)}" if t.precincts else ""
+            print(f"{t.name:<24} {t.role:<14} {state:<24} {used}{bound}")
+        return 0
+
+
 def register_commands(sub, with_config: ConfigArg, for_demo: Callable | None = None) -> None:
     """Add `users`, `audit` and `erase` to app.py's subcommands (``for_demo`` maps settings to the demo's)."""
     from auth.principal import ROLE_BY_NAME
@@ -167,6 +196,18 @@ def register_commands(sub, with_config: ConfigArg, for_demo: Callable | None = N
     p.add_argument("--password-stdin", action="store_true")
     with_config(users_sub.add_parser("list", help="list users, roles and open sessions"))
     users.set_defaults(func=cmd_users)
+
+    tokens = sub.add_parser("tokens", help="add, list or revoke API tokens",
+                            description="Bearer tokens for the JSON API (run with the server stopped).")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    p = with_config(tokens_sub.add_parser("add", help="make a token (printed once)"))
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=roles)
+    p.add_argument("--precinct", action="append", help="bind a police token to a precinct area id (repeatable)")
+    p = with_config(tokens_sub.add_parser("revoke", help="revoke a token"))
+    p.add_argument("name")
+    with_config(tokens_sub.add_parser("list", help="list tokens, their roles and last use"))
+    tokens.set_defaults(func=cmd_tokens)
 
     audit = sub.add_parser("audit", help="check the audit log's hash chain")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

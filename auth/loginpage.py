@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from markupsafe import escape
 
-FAILURE_MESSAGE = ("Sign-in failed. Check the name and password. After repeated failures, sign-in is "
-                   "blocked for a while.")
+FAILURE_MESSAGE = ("Sign-in failed. Check the name and password. After repeated failures, each further "
+                   "attempt must wait a little longer.")
 _STYLE = """
 body{margin:0;background:#101418;color:#e8eaed;font-family:"DejaVu Sans",Verdana,sans-serif;font-size:18px}
 main{max-width:26rem;margin:12vh auto;background:#1a2027;border-radius:6px;padding:1.4rem 1.6rem}

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PRINCIPAL_KEY = "pheoc_principal"  # flask.g attribute set by auth.web's before_request hook
 AUDIT_BUFFER_KEY = "pheoc.audit_buffer"
+DENIALS_KEY = "pheoc.denials"  # the app's auth.denials.DenialLog (set by auth.web.install_auth)
 
 
 def current_principal() -> Principal:
@@ -41,10 +42,19 @@ class PolicyDenied(Forbidden):
         self.principal, self.target, self.reason = principal, target, reason
 
 
-def deny(principal: Principal, target: str, reason: str = "missing_permission") -> NoReturn:
-    """Record a policy denial in the audit log and refuse the request with HTTP 403."""
+def deny(principal: Principal, target: str, reason: str = "missing_permission", **detail: Any) -> NoReturn:
+    """Record a policy denial in the audit log and refuse the request with HTTP 403.
+
+    Inside the running app, denials go through its DenialLog: the first of a kind per window is
+    written at once, repeats are counted into one record (see auth.denials).
+    """
     try:
-        audit("policy_denied", target, principal=principal, reason=reason)
+        denials = current_app.extensions.get(DENIALS_KEY) if has_request_context() else None
+        if denials is not None:
+            denials.record(principal.user, target, _context(principal, {"reason": reason, **detail}),
+                           signed_in=principal.signed_in)
+        else:
+            audit("policy_denied", target, principal=principal, reason=reason, **detail)
     except Exception:  # the request is refused whether or not the log write went through
         log.exception("could not record a policy denial of %s for %s", target, principal.user)
     raise PolicyDenied(principal, target, reason)

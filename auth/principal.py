@@ -21,6 +21,7 @@ PERMISSIONS = {
     "view_early_warning": "see indicators, alarms, R(t) and forecasts",
     "view_capacity": "see facility capacity and supplies",
     "view_quarantine": "see rejected records and their reasons",
+    "view_alerts": "list the alerts the jobs raised (GET /api/v1/alerts)",
     "set_rulebook": "choose the active early-warning rulebook",
 }
 
@@ -45,10 +46,10 @@ class Role:
 ROLES: tuple[Role, ...] = (
     Role("operator", "Command-centre operator", "cells", ("view_*", "set_rulebook")),
     Role("executive", "Executive (mayor)", "cells",
-         ("view_overview", "view_clusters", "view_early_warning", "view_capacity")),
-    Role("police", "Police", "cells", ("view_overview", "view_clusters"), bindable_to_precincts=True),
+         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts")),
+    Role("police", "Police", "cells", ("view_overview", "view_clusters", "view_alerts"), bindable_to_precincts=True),
     Role("analyst", "Public-health analyst", "cells",
-         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "set_rulebook")),
+         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts", "set_rulebook")),
     Role("data_manager", "Data manager", "points", ("view_overview", "view_capacity", "view_quarantine")),
     Role("admin", "Administrator", "aggregates", ("view_overview", "manage_users", "read_audit")),
     Role("public", "Public (not signed in)", "aggregates", ("view_overview",)),

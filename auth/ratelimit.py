@@ -1,7 +1,8 @@
-"""In-process rate limits (token buckets) for login attempts and address checks, per client or user.
+"""In-process rate limits (token buckets): login attempts per client address.
 
 One process serves the app (one DuckDB owner), so the buckets live in memory; a restart refills
-them, which is harmless because account and address lockout (auth.login) is kept in the database.
+them, which is harmless because the back-off per name and the limit per address (auth.login) are
+kept in the database.
 """
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
-"""The running app's access service: store, settings, password hasher, sessions, rate limits, clock."""
+"""The running app's access service: store, settings, password hasher, sessions, rate limits, device
+cookies, the aggregated log of denials, clock."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from auth.denials import DenialLog
+from auth.devices import DeviceTrust
 from auth.passwords import Passwords
 from auth.ratelimit import RateLimiter
 from auth.sessions import SessionManager
@@ -17,7 +21,8 @@ def utc_now() -> datetime:
 
 
 class AuthService:
-    def __init__(self, store: Store, cfg: AuthConfig, clock: Callable[[], datetime] = utc_now):
+    def __init__(self, store: Store, cfg: AuthConfig, clock: Callable[[], datetime] = utc_now,
+                 device_key: bytes | None = None):
         for role in cfg.role_timeouts:
             if role not in ROLE_BY_NAME:
                 raise ConfigError(f"config 'auth.role_timeouts.{role}': no such role "
@@ -27,6 +32,13 @@ class AuthService:
         self.passwords = Passwords(cfg)
         self.sessions = SessionManager(store, cfg, self.now)
         self.limiter = RateLimiter({"login": cfg.login_rate_per_min})
+        self.devices = DeviceTrust(device_key or secrets.token_bytes(32), timedelta(days=cfg.device_trust_days),
+                                   cfg.lockout_failures, timedelta(seconds=cfg.lockout_window_s))
+        self.denials = DenialLog(store, self.now)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def stop(self) -> None:
+        """Write the pending denial summaries (call before the store closes)."""
+        self.denials.close()

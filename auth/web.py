@@ -5,29 +5,38 @@ Per request (before Dash sees it):
    flask.g, where auth.policy.current_principal() finds it;
 2. a POST to /_dash-update-component is authorised against the permission its callback declared
    with pages._secure.secure_callback; a callback that declared none is refused (default deny), and
-   Dash's page router is authorised against the page it would render;
+   Dash's page router is authorised against the page it would render (its pathname read by
+   position, as Dash reads it, and matched as Dash matches it: see page_module_for). The request's
+   shape and input types are checked before Dash runs the callback (auth.callback_inputs): a
+   mismatch is HTTP 400 with a JSON body;
 3. a page load is authorised against the page table; an anonymous visitor is sent to /login.
-Every refusal is HTTP 403 and a ``policy_denied`` record in the audit log.
+Every refusal is HTTP 403 and is accounted for in the audit log (``policy_denied``; repeats are
+counted into one record per window, see auth.denials).
 """
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
-from urllib.parse import quote, urlsplit
+from fnmatch import fnmatchcase
+from urllib.parse import quote, unquote, urlsplit
 
 import dash
 from flask import Response, g, redirect, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from auth import login as login_flow
+from auth.callback_inputs import BadCallbackRequest, check_request
+from auth.callbacks import CALLBACK_INPUT_TYPES, CALLBACK_PERMISSIONS, callback_key, permissions_of_module
+from auth.devices import COOKIE_NAME as DEVICE_COOKIE
+from auth.devices import device_key
 from auth.loginpage import FAILURE_MESSAGE, forbidden_page, login_page, message_page, signed_out_page
+from auth.policy import AUDIT_BUFFER_KEY, DENIALS_KEY, PRINCIPAL_KEY, PolicyDenied, deny
+from auth.principal import may_open_page
 from auth.service import AuthService
 from auth.sessions import COOKIE_NAME
 from auth.users import ensure_first_admin
-from auth.callbacks import CALLBACK_PERMISSIONS, callback_key, permissions_of_module
-from auth.policy import PRINCIPAL_KEY, PolicyDenied, deny, require
-from auth.principal import may_open_page
 
 log = logging.getLogger(__name__)
 AUTH_KEY = "pheoc.auth"
@@ -37,6 +46,7 @@ CSRF_COOKIE = "pheoc_login_csrf"
 # Served without looking at the session: static files, and /healthz for monitoring (counts only).
 OPEN_PREFIXES = ("/_dash-component-suites/", "/assets/", "/_favicon.ico", "/_reload-hash", "/healthz")
 ROUTER_OUTPUT = "_pages_content.children"  # Dash Pages' own callback that renders a page's layout
+ROUTER_PATHNAME = {"id": "_pages_location", "property": "pathname"}  # the router's input naming the page
 ENDED_NOTES = {"idle": "You were signed out after a period without activity.",
                "expired": "Your session reached its maximum length; please sign in again.",
                "revoked": "Your session was ended.", "disabled": "Your session was ended."}
@@ -45,13 +55,14 @@ ENDED_NOTES = {"idle": "You were signed out after a period without activity.",
 def install_auth(app: dash.Dash, runtime) -> AuthService:
     """Attach sessions, authorisation and the login routes to the app; create the first admin if asked."""
     settings = runtime.settings
-    svc = AuthService(runtime.store, settings.auth)
+    svc = AuthService(runtime.store, settings.auth, device_key=device_key(settings.server.secret_key_env))
     server = app.server
     if settings.auth.trusted_proxies:
         n = settings.auth.trusted_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n)
     server.extensions[AUTH_KEY] = svc
     server.extensions["pheoc.ratelimit"] = svc.limiter
+    server.extensions[DENIALS_KEY] = svc.denials
     ensure_first_admin(runtime.store, settings, svc.passwords)
 
     server.before_request(lambda: _before_request(app, svc))
@@ -68,15 +79,25 @@ def install_auth(app: dash.Dash, runtime) -> AuthService:
     return svc
 
 
+def stop_auth(app: dash.Dash) -> None:
+    """Write what auth still holds in memory (denial counts, buffered audit records) before the store closes."""
+    svc = app.server.extensions.get(AUTH_KEY)
+    if svc is not None:
+        svc.stop()
+    buffer = app.server.extensions.get(AUDIT_BUFFER_KEY)  # set by app.create_app when it buffers reads
+    if buffer is not None:
+        buffer.close()
+
+
 # ---- per request -------------------------------------------------------------------------------
 def _client_addr() -> str:
     return request.remote_addr or "unknown"
 
 
-def _automatic(body: dict) -> bool:
+def _automatic(body) -> bool:
     """A callback fired by a timer (dcc.Interval), not by a person: it does not keep a session alive."""
-    changed = body.get("changedPropIds") or []
-    return bool(changed) and all(str(c).endswith(".n_intervals") for c in changed)
+    changed = body.get("changedPropIds") if isinstance(body, dict) else None
+    return isinstance(changed, list) and bool(changed) and all(str(c).endswith(".n_intervals") for c in changed)
 
 
 def _before_request(app: dash.Dash, svc: AuthService):
@@ -84,14 +105,14 @@ def _before_request(app: dash.Dash, svc: AuthService):
     if path.startswith(OPEN_PREFIXES):
         return None
     is_callback = path == CALLBACK_PATH and request.method == "POST"
-    body = (request.get_json(silent=True) or {}) if is_callback else {}
+    body = request.get_json(silent=True) if is_callback else None
     resolved = svc.sessions.resolve(request.cookies.get(COOKIE_NAME), activity=not _automatic(body))
     g.pheoc_session = resolved
     setattr(g, PRINCIPAL_KEY, resolved.principal)
     if is_callback:
         _authorise_callback(app, body)
         return None
-    if request.method in ("GET", "HEAD") and not path.startswith("/_") and path not in (LOGIN_PATH, LOGOUT_PATH):
+    if request.method in ("GET", "HEAD") and path not in (LOGIN_PATH, LOGOUT_PATH):
         return _authorise_page(path, resolved.status)
     return None
 
@@ -109,33 +130,76 @@ def _secure_cookies(svc: AuthService) -> bool:
     return mode == "always" or (mode == "auto" and request.is_secure)
 
 
+def canonical_path(path: str) -> str:
+    """A URL path reduced the way browsers and Dash Pages' router reduce it, to match page paths against.
+
+    Dash's router (dash._pages._path_to_page) compares ``pathname.strip("/")`` with each page's
+    ``path.strip("/")``: to it "//rejected" and "/rejected/" are /rejected. Browsers also resolve
+    "." and ".." segments (RFC 3986 §5.2.4) and treat "\\" as "/" (WHATWG URL), and a path may
+    arrive percent-encoded. Reducing all of these maps every spelling that Dash would render as a
+    page onto that page; the few that Dash would answer with its 404 page instead (e.g.
+    "/%72ejected") are then refused like the page itself, which costs nothing.
+    """
+    segments: list[str] = []
+    for part in unquote(path).replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(part)
+    return "/" + "/".join(segments)
+
+
 def page_module_for(path: str) -> str | None:
-    """The Dash Pages module that serves a URL path (None for paths that are no page)."""
-    wanted = path.rstrip("/") or "/"
-    for page in dash.page_registry.values():
-        if (str(page.get("path") or "").rstrip("/") or "/") == wanted:
+    """The Dash Pages module that serves a URL path (None for paths that are no page), as Dash picks it."""
+    wanted = canonical_path(path).strip("/")
+    for page in dash.page_registry.values():  # in Dash's order, templates before the plain path
+        template = page.get("path_template")
+        # dash._pages._parse_path_variables: each <variable> of a template is an fnmatch "*".
+        if template and fnmatchcase(wanted, re.sub("<.*?>", "*", template.strip("/"))):
+            return page.get("module")
+        if wanted == str(page.get("path") or "").strip("/"):
             return page.get("module")
     return None
 
 
-def _authorise_callback(app: dash.Dash, body: dict) -> None:
+def _page_target(module: str) -> str:
+    """How a refused page is named in the audit log: its registered path, however it was spelt."""
+    page = next((p for p in dash.page_registry.values() if p.get("module") == module), {})
+    return f"page:{page.get('path', module)}"
+
+
+def _position(dependencies: list, wanted: dict) -> int:
+    return next(i for i, d in enumerate(dependencies) if d["id"] == wanted["id"] and d["property"] == wanted["property"])
+
+
+def _authorise_callback(app: dash.Dash, body) -> None:
     principal = g.get(PRINCIPAL_KEY)
+    if not isinstance(body, dict):
+        raise BadCallbackRequest("the body must be a JSON object")
     output = body.get("output")
     entry = app.callback_map.get(output) if isinstance(output, str) else None
     if entry is None or "callback" not in entry:
         deny(principal, "callback:unknown", "unknown_callback")
     if ROUTER_OUTPUT in output:
-        pathname = next((i.get("value") for i in body.get("inputs") or []
-                         if isinstance(i, dict) and i.get("property") == "pathname"), None) or "/"
-        module = page_module_for(str(pathname))
+        # Dash passes the router its inputs by position; read the pathname from the same position.
+        checked = check_request(body, entry, {})
+        pathname = checked.inputs[_position(entry["inputs"], ROUTER_PATHNAME)]
+        if pathname is not None and not pathname.startswith("/"):
+            raise BadCallbackRequest("inputs: a pathname starts with '/'")  # Dash would raise (HTTP 500)
+        module = page_module_for(pathname or "/")
         if module is not None and not may_open_page(principal, module, permissions_of_module(module)):
-            deny(principal, f"page:{pathname}", "page_not_allowed")
+            deny(principal, _page_target(module), "page_not_allowed")
         return
     key = callback_key(entry["callback"])
     permission = CALLBACK_PERMISSIONS.get(key)
     if permission is None:
         deny(principal, f"callback:{key}", "callback_without_permission")
-    require(permission)
+    if permission not in principal.permissions:
+        deny(principal, permission, "missing_permission", callback=key)
+    check_request(body, entry, CALLBACK_INPUT_TYPES.get(key, {}))
 
 
 def _authorise_page(path: str, session_status: str):
@@ -149,7 +213,7 @@ def _authorise_page(path: str, session_status: str):
     if not principal.signed_in:
         target = f"{LOGIN_PATH}?next={quote(request.full_path.rstrip('?'), safe='/')}"
         return redirect(target + (f"&ended={session_status}" if ended else ""), code=302)
-    deny(principal, f"page:{path}", "page_not_allowed")
+    deny(principal, _page_target(module), "page_not_allowed")
 
 
 def _denied(err: PolicyDenied):
@@ -195,7 +259,8 @@ def _login(svc: AuthService, city: str):
             return Response(message_page("Form expired", "The sign-in form expired; open it again."),
                             status=400, mimetype="text/html")
         outcome = login_flow.attempt_login(svc, request.form.get("username", ""), request.form.get("password", ""),
-                                           _client_addr(), request.cookies.get(COOKIE_NAME))
+                                           _client_addr(), request.cookies.get(COOKIE_NAME),
+                                           request.cookies.get(DEVICE_COOKIE))
         if outcome.ok:
             response = redirect(next_path, code=303)
             idle_s, absolute_s = svc.sessions.limits(outcome.role)
@@ -203,6 +268,9 @@ def _login(svc: AuthService, city: str):
             # the server enforces both time-outs whatever the browser keeps.
             response.set_cookie(COOKIE_NAME, outcome.token, max_age=absolute_s, path="/", httponly=True,
                                 samesite="Strict", secure=_secure_cookies(svc))
+            # The device cookie is sent to /login only, and outlives sessions and logouts (auth.devices).
+            response.set_cookie(DEVICE_COOKIE, outcome.device_cookie, max_age=svc.cfg.device_trust_days * 86_400,
+                                path=LOGIN_PATH, httponly=True, samesite="Strict", secure=_secure_cookies(svc))
             g.pheoc_cookie_set = True
             return response
         # 200 with the form again, whatever the reason: a 401 would need a WWW-Authenticate scheme

@@ -14,7 +14,7 @@ planted outbreak in the last 5 days so the scan has something to find.
     given Gi* (``getis_ord(..., star=True)``) on the city's k-ring-1 ``NeighbourGraph``.
     Median of several runs, in ms; target <= 300 ms. The city grid (every cell that had a
     case during the year) is fixed between refreshes, so the dashboard builds its graph
-    once (``h3_neighbour_graph``) and caches it: the graph is built OUTSIDE the timed
+    once (``geo.neighbours.cells_to_neighbour_graph``) and caches it: the graph is built OUTSIDE the timed
     block (JSON ``agg_gi_graph_cached``), its build time is reported on its own
     (``graph_build_ms``) and the uncached cost is reported as ``agg_gi_cold_ms``.
 (b) One prospective space-time permutation scan (``analytics.scan``) over the whole year
@@ -24,7 +24,7 @@ planted outbreak in the last 5 days so the scan has something to find.
 Baselines in the same run, written the straightforward way in pure Python:
 * Gi*: a loop over cells with dict look-ups of the neighbours' values (same formula,
   Z only, while getis_ord also returns G, E, V and p) on the same values (as a dict) and the
-  same neighbour relation (as the dict of lists ``h3_neighbors`` returns). Its neighbour
+  same neighbour relation (as the dict of lists ``cells_to_neighbour_lists`` returns). Its neighbour
   dict, like getis_ord's graph, is built once outside the timing, and so is the values
   dict. ``speedup_gi`` = loop time / getis_ord time on the ~98k-cell metropolis grid
   (``gi_at_scale``): the city's 881 cells take well under a millisecond either way, so
@@ -56,15 +56,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import h3  # noqa: E402
-
-from analytics.cells import aggregate_cases_to_cells, latlngs_to_cell_ints, ints_to_cells  # noqa: E402
-from analytics.hotspots import NeighbourGraph, getis_ord, h3_neighbors, h3_neighbour_graph  # noqa: E402
-from analytics.scan import (  # noqa: E402
-    DISTANCE_TIE_TOLERANCE_M,
-    latlng_to_local_xy_m,
-    prospective_space_time_scan,
-)
+from analytics.cells import aggregate_cases_to_cells  # noqa: E402
+from analytics.hotspots import getis_ord  # noqa: E402
+from analytics.scan import DISTANCE_TIE_TOLERANCE_M, prospective_space_time_scan  # noqa: E402
+from geo.buffers import cells_to_grid_disk  # noqa: E402
+from geo.cell_ints import ints_to_cells, latlngs_to_cell_ints  # noqa: E402
+from geo.cells import cells_to_latlngs, latlng_to_cell  # noqa: E402
+from geo.neighbours import NeighbourGraph, cells_to_neighbour_graph, cells_to_neighbour_lists  # noqa: E402
+from geo.projection import latlngs_to_local_xy_m  # noqa: E402
 
 SEED = 20240601
 CENTRE_LAT, CENTRE_LNG = 2.93, 101.69
@@ -171,7 +170,7 @@ def cold_hotspot_pipeline_ms(cases: pd.DataFrame, city_cells: pd.Index, start: p
                              end: pd.Timestamp) -> float:
     """The same refresh without a cache: the city graph is built inside the timing."""
     t0 = time.perf_counter()
-    graph = h3_neighbour_graph(city_cells, k=1)
+    graph = cells_to_neighbour_graph(city_cells, k=1)
     hotspot_pipeline(cases, graph, start, end)
     return (time.perf_counter() - t0) * 1e3
 
@@ -209,9 +208,9 @@ def gi_star_pure_python(values: dict[str, float], neighbours: dict[str, list[str
 def compare_gi(values: pd.Series, repeats: int, baseline_repeats: int) -> dict[str, float | int | bool]:
     """getis_ord (cached graph, and dict input) vs the per-cell loop on the same cells."""
     cells = values.index
-    graph_build_ms = median_ms(lambda: h3_neighbour_graph(cells, k=1), baseline_repeats)
-    graph = h3_neighbour_graph(cells, k=1)
-    neighbours = h3_neighbors(cells, k=1)
+    graph_build_ms = median_ms(lambda: cells_to_neighbour_graph(cells, k=1), baseline_repeats)
+    graph = cells_to_neighbour_graph(cells, k=1)
+    neighbours = cells_to_neighbour_lists(cells, k=1)
     value_dict = values.to_dict()
 
     vector_ms = median_ms(lambda: getis_ord(values, graph, star=True), repeats)
@@ -236,8 +235,8 @@ def compare_gi(values: pd.Series, repeats: int, baseline_repeats: int) -> dict[s
 
 def gi_at_scale(rng: np.random.Generator) -> dict[str, float | int | bool]:
     """compare_gi on ~100k cells (a metropolis-sized k-ring) with random counts."""
-    centre = h3.latlng_to_cell(CENTRE_LAT, CENTRE_LNG, H3_RESOLUTION)
-    cells = pd.Index(sorted(h3.grid_disk(centre, GI_SCALING_RING_K)), name="h3_cell")
+    centre = latlng_to_cell(CENTRE_LAT, CENTRE_LNG, H3_RESOLUTION)
+    cells = pd.Index(sorted(cells_to_grid_disk([centre], GI_SCALING_RING_K)), name="h3_cell")
     values = pd.Series(rng.poisson(5.0, len(cells)).astype(np.float64), index=cells)
     return compare_gi(values, GI_SCALING_REPEATS, BASELINE_GI_REPEATS)
 
@@ -252,7 +251,7 @@ def cases_to_cell_day_counts(cases: pd.DataFrame) -> tuple[list[str], np.ndarray
     days = (cases["reported_date"] - FIRST_DAY).dt.days.to_numpy()
     counts = np.bincount(codes * DAYS + days, minlength=unique_cells.size * DAYS).reshape(-1, DAYS)
     ids = ints_to_cells(unique_cells)
-    centroids = np.array([h3.cell_to_latlng(cell) for cell in ids])
+    centroids = cells_to_latlngs(ids)
     return ids, centroids, counts
 
 
@@ -318,8 +317,8 @@ def main() -> None:
     # (a) aggregation + Gi* for the last 14 days, median of a few runs on the cached graph
     end = FIRST_DAY + pd.Timedelta(days=DAYS - 1)
     start = end - pd.Timedelta(days=GI_WINDOW_DAYS - 1)
-    graph_build_ms = median_ms(lambda: h3_neighbour_graph(city_cells, k=1), GI_REPEATS)
-    city_graph = h3_neighbour_graph(city_cells, k=1)
+    graph_build_ms = median_ms(lambda: cells_to_neighbour_graph(city_cells, k=1), GI_REPEATS)
+    city_graph = cells_to_neighbour_graph(city_cells, k=1)
     runs = [hotspot_pipeline(cases, city_graph, start, end) for _ in range(GI_REPEATS)]
     values, gi_star, _ = runs[-1]
     agg_gi_ms = statistics.median(r[2]["total_ms"] for r in runs)
@@ -329,7 +328,7 @@ def main() -> None:
     gi_city = compare_gi(values, GI_SMALL_REPEATS, GI_SMALL_REPEATS)
     gi_scaling = gi_at_scale(np.random.default_rng(SEED + 1))
     # The refresh's own Gi* must agree with the loop on the city's values too.
-    baseline_z = gi_star_pure_python(values.to_dict(), h3_neighbors(city_cells, k=1))
+    baseline_z = gi_star_pure_python(values.to_dict(), cells_to_neighbour_lists(city_cells, k=1))
     gi_max_abs_z_diff = float(np.max(np.abs(gi_star["Z"].to_numpy() - np.array([baseline_z[c] for c in city_cells]))))
 
     # (b) prospective scan with 999 replications
@@ -340,7 +339,7 @@ def main() -> None:
         replications=SCAN_REPLICATIONS, min_cases=SCAN_MIN_CASES, seed=SEED)
     scan_s = time.perf_counter() - t0
 
-    xy = latlng_to_local_xy_m(centroids[:, 0], centroids[:, 1])
+    xy = latlngs_to_local_xy_m(centroids[:, 0], centroids[:, 1])
     n_centres = min(BASELINE_CENTRES, len(cell_ids))
     t0 = time.perf_counter()
     scan_pure_python(xy, counts, range(n_centres))

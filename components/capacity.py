@@ -16,7 +16,10 @@ import plotly.graph_objects as go
 from dash import html
 
 from components.hexmap import rings_xy
+from components.text import plotly_text
 from components.theme import MUTED, OKABE_ITO, STATUS_COLOURS, TEXT, base_layout
+from analytics.catalog import COUNT
+from services.formatting import display_value
 
 # Marker area grows with beds (size ~ sqrt(beds)), so a 600-bed hospital reads as about 2.4 times
 # as wide as a 100-bed one rather than 6 times: area, not diameter, carries the quantity.
@@ -51,25 +54,21 @@ FACILITY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def count_text(value, min_count: int, may_see_small_counts: bool) -> str:
-    """A count of people: 1..min_count-1 shown as "<k" (re-identification risk), missing as "–"."""
-    if value is None or pd.isna(value):
-        return "–"
-    v = float(value)
-    if 0 < v < min_count and not may_see_small_counts:
-        return f"<{min_count}"
-    return f"{v:,.0f}"
+def count_text(row: dict, column: str, min_count: int) -> str:
+    """A disclosed count of people from a read-model row: "<k" where withheld, "–" where unknown."""
+    return display_value(COUNT, row.get(column), suppressed=bool(row.get(column + "__suppressed", False)),
+                         min_count=min_count)
 
 
 def _num(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _pair(used, total, suffix: str = "") -> str:
-    u, t = _num(used), _num(total)
+def _pair(row: dict, used: str, total: str, min_count: int) -> str:
+    t = _num(row.get(total))
     if t is None:
         return "–"
-    return f"{'–' if u is None else f'{u:,.0f}'} / {t:,.0f}{suffix}"
+    return f"{count_text(row, used, min_count)} / {t:,.0f}"
 
 
 def _pct(share) -> str:
@@ -113,8 +112,7 @@ def facility_table_header(button_type: str, sort_col: str, descending: bool) -> 
     return html.Thead(html.Tr(cells))
 
 
-def facility_table_rows(rows: pd.DataFrame, *, horizon: int, min_count: int, may_see_small_counts: bool
-                        ) -> list[html.Tr]:
+def facility_table_rows(rows: pd.DataFrame, *, horizon: int, min_count: int) -> list[html.Tr]:
     """One row per facility, in the order given."""
     if rows.empty:
         return [html.Tr(html.Td("No facilities registered yet: load a facilities file (docs/ingest.md) or a FHIR "
@@ -127,17 +125,17 @@ def facility_table_rows(rows: pd.DataFrame, *, horizon: int, min_count: int, may
             html.Td([html.Div(r["name"]), html.Div(r["kind"].replace("_", " "), style={"color": MUTED,
                                                                                       "fontSize": "0.8rem"})]),
             html.Td([html.Span(_pct(r["occupancy"]), style={"color": colour, "fontWeight": 700}),
-                     html.Span(f"  {_pair(r['beds_occupied'], r['beds_total'])}", style={"color": MUTED})],
+                     html.Span(f"  {_pair(r, 'beds_occupied', 'beds_total', min_count)}", style={"color": MUTED})],
                     **{"data-col": "occupancy", "data-value": _sort_value(r["occupancy"])}),
             html.Td("–" if _num(r["free_beds"]) is None else f"{r['free_beds']:,.0f}",
                     **{"data-col": "free_beds", "data-value": _sort_value(r["free_beds"])}),
-            html.Td(f"{_pair(r['icu_occupied'], r['icu_total'])} ({_pct(r['icu_occupancy'])})"
+            html.Td(f"{_pair(r, 'icu_occupied', 'icu_total', min_count)} ({_pct(r['icu_occupancy'])})"
                     if _num(r["icu_total"]) is not None else "–",
                     **{"data-col": "icu_occupancy", "data-value": _sort_value(r["icu_occupancy"])}),
-            html.Td(f"{_pair(r['ventilators_in_use'], r['ventilators_total'])} in use"
+            html.Td(f"{_pair(r, 'ventilators_in_use', 'ventilators_total', min_count)} in use"
                     if _num(r["ventilators_total"]) is not None else "–",
                     **{"data-col": "vent_free", "data-value": _sort_value(r["vent_free"])}),
-            html.Td(count_text(r["covid_patients"], min_count, may_see_small_counts)),
+            html.Td(count_text(r, "covid_patients", min_count)),
             html.Td(days_text(r["days_until_full"], horizon), **{"data-col": "days_until_full"}),
             html.Td(age_text(r["report_age_h"]), **{"data-col": "report_age_h",
                                                     "data-value": _sort_value(r["report_age_h"])}),
@@ -166,7 +164,7 @@ def _marker_sizes(beds: pd.Series, largest: float) -> list[float]:
 
 
 def facility_map_figure(facilities: pd.DataFrame, sites: pd.DataFrame, demand: pd.DataFrame,
-                        outlines: Sequence[dict], *, height: int | None = None) -> go.Figure:
+                        outlines: Sequence[dict], *, min_count: int, height: int | None = None) -> go.Figure:
     """Facilities sized by beds and coloured by occupancy; potential sites; areas where cases are rising."""
     fig = go.Figure()
     rising_ids = set(demand.loc[demand["rising"], "area_id"]) if len(demand) else set()
@@ -186,18 +184,19 @@ def facility_map_figure(facilities: pd.DataFrame, sites: pd.DataFrame, demand: p
     labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]
     if labels:
         fig.add_trace(go.Scatter(x=[o["label_lng"] for o in labels], y=[o["label_lat"] for o in labels],
-                                 mode="text", text=[o["name"] for o in labels], hoverinfo="skip", showlegend=False,
+                                 mode="text", text=[plotly_text(o["name"]) for o in labels], hoverinfo="skip",
+                                 showlegend=False,
                                  textfont=dict(color=MUTED, size=11)))
     beds = pd.to_numeric(facilities.get("beds_total", pd.Series(dtype=float)), errors="coerce")
     site_beds = pd.to_numeric(sites.get("beds", pd.Series(dtype=float)), errors="coerce")
     largest = float(np.nanmax([beds.max() if len(beds) else 0, site_beds.max() if len(site_beds) else 0, 1]))
     for status in ("ok", "warn", "bad", "neutral"):
         sel = facilities[(facilities["status"] == status) & ~facilities["stale"]]
-        _facility_trace(fig, sel, STATUS_COLOURS[status], STATUS_LABELS[status], largest)
-    _facility_trace(fig, facilities[facilities["stale"]], STALE_COLOUR, "stale report", largest)
+        _facility_trace(fig, sel, STATUS_COLOURS[status], STATUS_LABELS[status], largest, min_count)
+    _facility_trace(fig, facilities[facilities["stale"]], STALE_COLOUR, "stale report", largest, min_count)
     if len(sites):
-        hover = [f"<b>{s['name']}</b><br>potential site: {_beds_text(s['beds'])} beds"
-                 f"<br>area: {s['area_name'] or '–'}" for s in sites.to_dict("records")]
+        hover = [f"<b>{plotly_text(s['name'])}</b><br>potential site: {_beds_text(s['beds'])} beds"
+                 f"<br>area: {plotly_text(s['area_name'] or '–')}" for s in sites.to_dict("records")]
         fig.add_trace(go.Scatter(x=sites["lng"], y=sites["lat"], mode="markers", name="potential site",
                                  marker=dict(symbol="diamond-open", size=_marker_sizes(sites["beds"], largest),
                                              color=OKABE_ITO["sky"], line=dict(width=3)),
@@ -212,14 +211,15 @@ def facility_map_figure(facilities: pd.DataFrame, sites: pd.DataFrame, demand: p
     return fig
 
 
-def _facility_trace(fig: go.Figure, rows: pd.DataFrame, colour: str, name: str, largest: float) -> None:
+def _facility_trace(fig: go.Figure, rows: pd.DataFrame, colour: str, name: str, largest: float,
+                    min_count: int) -> None:
     if rows.empty:
         return
     hover = []
     for r in rows.to_dict("records"):
-        hover.append(f"<b>{r['name']}</b><br>{r['kind'].replace('_', ' ')}"
-                     f"<br>beds {_pair(r['beds_occupied'], r['beds_total'])} ({_pct(r['occupancy'])})"
-                     f"<br>ICU {_pair(r['icu_occupied'], r['icu_total'])}"
+        hover.append(f"<b>{plotly_text(r['name'])}</b><br>{r['kind'].replace('_', ' ')}"
+                     f"<br>beds {_pair(r, 'beds_occupied', 'beds_total', min_count)} ({_pct(r['occupancy'])})"
+                     f"<br>ICU {_pair(r, 'icu_occupied', 'icu_total', min_count)}"
                      f"<br>last report {age_text(r['report_age_h'])}")
     fig.add_trace(go.Scatter(x=rows["lng"], y=rows["lat"], mode="markers", name=name,
                              marker=dict(size=_marker_sizes(rows["beds_total"], largest), color=colour, opacity=0.9,
@@ -324,8 +324,7 @@ def _badge(text: str, colour: str) -> html.Span:
                                   "borderRadius": "3px", "fontWeight": 700, "fontSize": "0.85rem"})
 
 
-def sites_table(sites: pd.DataFrame, demand: pd.DataFrame, *, min_count: int, may_see_small_counts: bool
-                ) -> html.Div:
+def sites_table(sites: pd.DataFrame, demand: pd.DataFrame, *, min_count: int) -> html.Div:
     """Potential sites with the nearest area of rising demand, then the rising areas themselves."""
     parts = []
     if sites.empty:
@@ -351,8 +350,8 @@ def sites_table(sites: pd.DataFrame, demand: pd.DataFrame, *, min_count: int, ma
     elif rising.empty:
         parts.append(html.P("No area with rising cases in the last 7 days.", className="empty"))
     else:
-        items = [f"{r['name']} {count_text(r['cases_recent'], min_count, may_see_small_counts)} cases "
-                 f"(week before {count_text(r['cases_before'], min_count, may_see_small_counts)})"
+        items = [f"{r['name']} {count_text(r, 'cases_recent', min_count)} cases "
+                 f"(week before {count_text(r, 'cases_before', min_count)})"
                  for r in rising.sort_values("cases_recent", ascending=False).to_dict("records")]
         parts.append(html.P("Rising demand: " + "; ".join(items), style={"color": STATUS_COLOURS["warn"]}))
     return html.Div(parts)

@@ -5,17 +5,37 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from components.theme import OKABE_ITO, base_layout
+from components.theme import MUTED, OKABE_ITO, base_layout
 
 
-def trend_figure(trend: pd.DataFrame, height: int | None = None) -> go.Figure:
-    """Daily cases (bars, 7-day average line), admissions, and bed/ICU occupancy on a second axis."""
+def count_hover(values: pd.Series, suppressed: pd.Series | None, min_count: int) -> list[str]:
+    """Hover text of disclosed daily counts: "<k" where withheld, "–" where unknown."""
+    hidden = suppressed.fillna(False).astype(bool) if suppressed is not None else pd.Series(False, index=values.index)
+    return [f"<{min_count}" if h else ("–" if pd.isna(v) else f"{v:,.0f}") for v, h in zip(values, hidden)]
+
+
+def trend_figure(trend: pd.DataFrame, *, min_count: int, height: int | None = None) -> go.Figure:
+    """Daily cases (bars, 7-day average line), admissions, and bed/ICU occupancy on a second axis.
+
+    ``trend`` is services.series.daily_view: withheld days have no bar (their hover says "<k") and
+    the average breaks over any week that holds one.
+    """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=trend["day"], y=trend["cases"], name="cases / day",
-                         marker_color=OKABE_ITO["sky"], opacity=0.45), secondary_y=False)
+    if trend.empty:
+        fig.add_annotation(text="no case data yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                           font=dict(color=MUTED, size=20))
+        fig.update_layout(**base_layout(height=height))
+        return fig
+    fig.add_trace(go.Bar(x=trend["day"], y=trend["cases"], name="cases / day", marker_color=OKABE_ITO["sky"],
+                         opacity=0.45, customdata=count_hover(trend["cases"], trend.get("cases__suppressed"),
+                                                              min_count),
+                         hovertemplate="%{x|%d %b}: %{customdata} cases<extra></extra>"), secondary_y=False)
     fig.add_trace(go.Scatter(x=trend["day"], y=trend["cases_7d_avg"], name="cases, 7-day avg",
                              line=dict(color=OKABE_ITO["sky"], width=3)), secondary_y=False)
     fig.add_trace(go.Scatter(x=trend["day"], y=trend["admissions"], name="admissions / day",
+                             customdata=count_hover(trend["admissions"], trend.get("admissions__suppressed"),
+                                                    min_count),
+                             hovertemplate="%{x|%d %b}: %{customdata} admitted<extra></extra>",
                              line=dict(color=OKABE_ITO["orange"], width=2)), secondary_y=False)
     fig.add_trace(go.Scatter(x=trend["day"], y=trend["bed_occupancy"], name="bed occupancy",
                              line=dict(color=OKABE_ITO["purple"], width=3, dash="dot")), secondary_y=True)

@@ -6,8 +6,9 @@ apart by three cues at once, so no one depends on seeing colour (colour-blind vi
 out wall screen): Okabe-Ito colour, a fill pattern (red cross-hatched, orange diagonal, yellow
 dotted) and the outline style (solid, dashed, dotted), with a marker shape on each zone's label.
 
-Counts from 1 to k-1 are shown as "<k" to viewers who may not see small counts (privacy rule):
-in hovers, tables and the history chart, where such a day is drawn as a hatched bar up to k.
+The frames come disclosed (services.clusters through services.privacy): a count withheld as small
+is NaN with ``<column>__suppressed`` set, and reads "<k" in hovers, tables and the history chart,
+where such a day is drawn as a hatched bar up to k.
 """
 from __future__ import annotations
 
@@ -15,17 +16,25 @@ import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-import h3
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 from plotly.subplots import make_subplots
 
+from analytics.catalog import COUNT
 from components.hexmap import hex_map_figure
 from components.theme import MUTED, OKABE_ITO, PANEL, TEXT, base_layout
+from services.formatting import display_value
+from geo.cells import (
+    average_cell_edge_m,
+    cell_to_boundary_lnglat,
+    cell_to_latlng,
+    cells_to_latlngs,
+    cells_to_outline_rings_lnglat,
+)
+from geo.distance import circle_to_ring_lnglat, lat_north_of
 
-M_PER_DEG_LAT = 111_320.0
 CLUSTER_COLOUR = OKABE_ITO["sky"]  # not a tier colour: a cluster is a finding, a zone is a decision
 SUPPRESSED_COLOUR = "#5f6b76"
 NOWRAP = {"whiteSpace": "nowrap"}
@@ -47,35 +56,26 @@ def tier_style(tier: str, tiers: Sequence[str]) -> dict:
     return TIER_STYLES[min(from_top, len(TIER_STYLES) - 1)]
 
 
-def shown(value, min_count: int, may_see_small_counts: bool) -> str:
-    """'<k' for 1..k-1 unless allowed; '–' for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    n = int(round(float(value)))
-    return f"<{min_count}" if 0 < n < min_count and not may_see_small_counts else f"{n:,}"
+def shown(value, suppressed: bool, min_count: int) -> str:
+    """A disclosed count: "<k" where withheld, "–" where unknown."""
+    return display_value(COUNT, value, suppressed=bool(suppressed), min_count=min_count)
 
 
-def _suppressed(value, min_count: int, may_see_small_counts: bool) -> bool:
-    return shown(value, min_count, may_see_small_counts).startswith("<")
+def _flags(frame: pd.DataFrame, column: str) -> pd.Series:
+    flag = column + "__suppressed"
+    if flag in frame:
+        return frame[flag].fillna(False).astype(bool)
+    return pd.Series(False, index=frame.index, dtype=bool)
 
 
 # ---- the map -----------------------------------------------------------------------------------
-def _ring_lnglat(latlngs) -> list[tuple[float, float]]:
-    ring = [(lng, lat) for lat, lng in latlngs]
-    return ring + ring[:1]
-
-
 def _cells_outline_xy(cells: Sequence[str]) -> tuple[list, list]:
     """Outer edges (and holes) of a set of cells, as one broken line (None between rings)."""
     xs: list = []
     ys: list = []
-    shape = h3.cells_to_h3shape(list(cells))
-    polygons = shape.polys if hasattr(shape, "polys") else [shape]
-    for poly in polygons:
-        for ring in (poly.outer, *poly.holes):
-            pts = _ring_lnglat(ring)
-            xs.extend([p[0] for p in pts] + [None])
-            ys.extend([p[1] for p in pts] + [None])
+    for pts in cells_to_outline_rings_lnglat(cells):
+        xs.extend([p[0] for p in pts] + [None])
+        ys.extend([p[1] for p in pts] + [None])
     return xs, ys
 
 
@@ -83,40 +83,37 @@ def _cells_fill_xy(cells: Sequence[str]) -> tuple[list, list]:
     xs: list = []
     ys: list = []
     for cell in cells:
-        pts = _ring_lnglat(h3.cell_to_boundary(cell))
+        pts = cell_to_boundary_lnglat(cell)
         xs.extend([p[0] for p in pts] + [None])
         ys.extend([p[1] for p in pts] + [None])
     return xs, ys
 
 
-def _circle_xy(lat: float, lng: float, radius_m: float, n: int = 72) -> tuple[list[float], list[float]]:
-    t = np.linspace(0, 2 * np.pi, n)
-    dlat = radius_m / M_PER_DEG_LAT * np.sin(t)
-    dlng = radius_m / (M_PER_DEG_LAT * math.cos(math.radians(lat))) * np.cos(t)
-    return list(lng + dlng), list(lat + dlat)
+def _circle_xy(lat: float, lng: float, radius_m: float) -> tuple[list[float], list[float]]:
+    ring = circle_to_ring_lnglat(lat, lng, radius_m)
+    return list(ring[:, 0]), list(ring[:, 1])
 
 
 def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.DataFrame, clusters: pd.DataFrame,
-                       *, tiers: Sequence[str], measure: str, min_count: int, may_see_small_counts: bool,
-                       resolution: int, window_days: int) -> go.Figure:
+                       *, tiers: Sequence[str], measure: str, min_count: int, resolution: int,
+                       window_days: int) -> go.Figure:
     """cells: h3_cell, cases, population, rate_per_100k. zones: in force. clusters: significant ones.
 
     ``measure`` is "cases" (window counts) or "rate" (per 100,000 residents). Every clickable
     point carries customdata [kind, key] with kind "cell" or "zone".
     """
-    hidden = (cells["cases"].map(lambda v: _suppressed(v, min_count, may_see_small_counts))
-              if len(cells) else pd.Series(dtype=bool))
+    hidden = _flags(cells, "cases") if len(cells) else pd.Series(dtype=bool)
     if measure == "rate":
         # A rate with its population gives the count back: small counts hide their rate as well.
         values = cells.loc[~hidden & cells["rate_per_100k"].notna(), ["h3_cell", "rate_per_100k"]]
         base = hex_map_figure(values.rename(columns={"rate_per_100k": "value"}), outlines, min_count=1,
                               value_label="per 100k")
     else:
-        base = hex_map_figure(cells[["h3_cell", "cases"]].rename(columns={"cases": "value"}), outlines,
-                              min_count=1 if may_see_small_counts else min_count, value_label="cases")
+        rows = cells[["h3_cell", "cases"]].rename(columns={"cases": "value"}).assign(value__suppressed=hidden)
+        base = hex_map_figure(rows, outlines, min_count=min_count, value_label="cases")
     fig = go.Figure(layout=base.layout)
     for trace in base.data:
-        if trace.name != "cells":  # hexmap's hover layer: replaced by the click layer below
+        if trace.name != "places":  # hexmap's hover layer: replaced by the click layer below
             fig.add_trace(trace)
     if measure == "rate" and hidden.any():
         xs, ys = _cells_fill_xy(cells.loc[hidden, "h3_cell"])
@@ -147,7 +144,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
                                  line=dict(color=style["colour"], width=style["width"], dash=style["dash"]),
                                  legendgroup=f"tier-{zone.tier}", showlegend=False, hoverinfo="skip"))
 
-    edge_m = h3.average_hexagon_edge_length(resolution, unit="m")
+    edge_m = average_cell_edge_m(resolution)
     if len(clusters):
         for c in clusters.itertuples(index=False):
             # The circle reaches the far edge of the outermost cell, not just its centre.
@@ -158,7 +155,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
                                      showlegend=bool(c.rank == clusters["rank"].min()), hoverinfo="skip"))
         for c in clusters.itertuples():
             # A boxed label at the top of the circle stays legible over patterned zones.
-            fig.add_annotation(x=c.centre_lng, y=c.centre_lat + (float(c.radius_m) + edge_m) / M_PER_DEG_LAT,
+            fig.add_annotation(x=c.centre_lng, y=lat_north_of(c.centre_lat, float(c.radius_m) + edge_m),
                                text=f"#{c.rank} p={_p(c.p_value)}", showarrow=False, yanchor="bottom",
                                font=dict(color=CLUSTER_COLOUR, size=15), bgcolor="rgba(16,20,24,0.85)",
                                bordercolor=CLUSTER_COLOUR, borderwidth=1, borderpad=2)
@@ -167,8 +164,8 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     if order:
         lab_x, lab_y, lab_text, lab_data, lab_symbol, lab_colour = [], [], [], [], [], []
         for zone in order:
-            north = max(zone.cells, key=lambda c: h3.cell_to_latlng(c)[0])
-            lat, lng = h3.cell_to_latlng(north)
+            north = max(zone.cells, key=lambda c: cell_to_latlng(c)[0])
+            lat, lng = cell_to_latlng(north)
             style = tier_style(zone.tier, tiers)
             lab_x.append(lng)
             lab_y.append(lat)
@@ -184,17 +181,18 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
 
     # Click layer: every cell with cases in the window or inside a zone.
     counts = dict(zip(cells["h3_cell"], cells["cases"])) if len(cells) else {}
+    withheld = dict(zip(cells["h3_cell"], hidden)) if len(cells) else {}
     rates = dict(zip(cells["h3_cell"], cells["rate_per_100k"])) if len(cells) else {}
     people = dict(zip(cells["h3_cell"], cells["population"])) if len(cells) else {}
     click_cells = list(dict.fromkeys([*counts.keys(), *zone_of_cell.keys()]))
     if click_cells:
-        centres = np.array([h3.cell_to_latlng(c) for c in click_cells])
+        centres = cells_to_latlngs(click_cells)
         hover = []
         for cell in click_cells:
             n = counts.get(cell, 0)
             rate = rates.get(cell)
-            hide = _suppressed(n, min_count, may_see_small_counts)
-            parts = [f"cases, {window_days} d: {shown(n, min_count, may_see_small_counts)}"]
+            hide = bool(withheld.get(cell, False))
+            parts = [f"cases, {window_days} d: {shown(n, hide, min_count)}"]
             if not hide and rate is not None and not (isinstance(rate, float) and math.isnan(rate)):
                 parts.append(f"{rate:,.0f} per 100k")
             pop = people.get(cell)
@@ -223,16 +221,15 @@ def _day(value) -> str:
 
 
 # ---- tables ------------------------------------------------------------------------------------
-def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: int, may_see_small_counts: bool,
-                  row_id_type: str, max_window_days: int) -> html.P | html.Table:
+def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: int, row_id_type: str,
+                  max_window_days: int) -> html.P | html.Table:
     """Significant clusters: start day, observed/expected, relative risk, p, recurrence interval, zone."""
     if clusters is None or clusters.empty:
         return html.P(f"No clusters detected in the last {max_window_days} days.", className="empty")
     head = html.Tr([html.Th(h) for h in ("Cluster", "Start day", "Days", "Cells", "Observed / expected",
                                          "Relative risk", "p", "Recurrence interval", "Zone")])
     rows = []
-    for c in clusters.itertuples(index=False):
-        hide = _suppressed(c.observed, min_count, may_see_small_counts)
+    for c, hide in zip(clusters.itertuples(index=False), _flags(clusters, "observed")):
         start, end = pd.Timestamp(c.start_date).date(), pd.Timestamp(c.end_date).date()
         tier = getattr(c, "zone_tier", None)
         if isinstance(tier, str):
@@ -248,7 +245,7 @@ def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: in
                 html.Td(f"#{c.rank} {c.cluster_id}", style=NOWRAP), html.Td(str(start), style=NOWRAP),
                 html.Td(f"{(end - start).days + 1}"),
                 html.Td(f"{c.n_cells}"),
-                html.Td(f"{shown(c.observed, min_count, may_see_small_counts)} / {c.expected:,.1f}"),
+                html.Td(f"{shown(c.observed, hide, min_count)} / {c.expected:,.1f}"),
                 html.Td("–" if hide or c.relative_risk is None or pd.isna(c.relative_risk)
                         else f"{c.relative_risk:,.1f}", title="hidden with the small count" if hide else None),
                 html.Td(_p(c.p_value)), html.Td(_recurrence(c.recurrence_interval_days)), html.Td(zone)]))
@@ -288,13 +285,12 @@ def zone_table(zones: pd.DataFrame, *, tiers: Sequence[str], review_days: int,
 
 # ---- history -----------------------------------------------------------------------------------
 def history_figure(daily: pd.DataFrame, events: pd.DataFrame, *, tiers: Sequence[str], min_count: int,
-                   may_see_small_counts: bool, tests_estimated: bool, height: int = 460) -> go.Figure:
+                   tests_estimated: bool, height: int = 460) -> go.Figure:
     """Daily cases (top) and tests with 7-day positivity (bottom); a line where each tier was entered."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.08,
                         specs=[[{}], [{"secondary_y": True}]])
-    cases = daily["cases"].to_numpy()
-    hide = np.array([_suppressed(v, min_count, may_see_small_counts) for v in cases], dtype=bool)
-    shown_cases = np.where(hide, np.nan, cases)
+    hide = _flags(daily, "cases").to_numpy()
+    shown_cases = np.where(hide, np.nan, daily["cases"].to_numpy(dtype=float))
     fig.add_trace(go.Bar(x=daily["day"], y=shown_cases, name="cases / day", marker_color=OKABE_ITO["sky"],
                          hovertemplate="%{x|%d %b}: %{y} cases<extra></extra>"), row=1, col=1)
     if hide.any():
@@ -337,15 +333,17 @@ def history_figure(daily: pd.DataFrame, events: pd.DataFrame, *, tiers: Sequence
     return fig
 
 
-def history_summary(daily: pd.DataFrame, events: pd.DataFrame, *, window_days: int, min_count: int,
-                    may_see_small_counts: bool, tests_estimated: bool, as_of: date) -> html.Div:
-    """Totals over the window and the list of zone decisions, oldest first."""
-    recent = daily[pd.to_datetime(daily["day"]) > pd.Timestamp(as_of) - pd.Timedelta(days=window_days)]
-    cases = int(recent["cases"].sum())
-    tested = float(recent["tested"].sum())
-    positive = float(recent["positive"].sum())
-    tests_text = f"{tested:,.0f} tests" + (" (estimated from area reports)" if tests_estimated else "")
-    positivity = f", {positive / tested:.1%} positive" if tested > 0 else ""
+def history_summary(totals: dict, events: pd.DataFrame, *, window_days: int, min_count: int,
+                    tests_estimated: bool) -> html.Div:
+    """Totals over the window (services.clusters.place_history, disclosed) and the zone decisions, oldest first."""
+    tested, positive = totals.get("tested"), totals.get("positive")
+    if totals.get("tested__suppressed") or tested is None:
+        tests_text = f"<{min_count} tests" if totals.get("tested__suppressed") else "no tests"
+        positivity = ""
+    else:
+        tests_text = f"{tested:,.0f} tests" + (" (estimated from area reports)" if tests_estimated else "")
+        positivity = (f", {positive / tested:.1%} positive" if tested > 0 and positive is not None
+                      and not totals.get("positive__suppressed") else "")
     items = []
     for e in (events.itertuples(index=False) if events is not None else ()):
         what = (f"{e.kind} {e.tier}" + (f" (was {e.previous_tier})" if isinstance(e.previous_tier, str) else "")
@@ -354,7 +352,8 @@ def history_summary(daily: pd.DataFrame, events: pd.DataFrame, *, window_days: i
                               f"{e.rule_version}", html.Br(), html.Span(str(e.reason or ""), style={"color": MUTED})]))
     return html.Div([
         html.P([html.Span(f"Last {window_days} days: "),
-                html.B(shown(cases, min_count, may_see_small_counts), className="history-cases"),
+                html.B(shown(totals.get("cases"), totals.get("cases__suppressed", False), min_count),
+                       className="history-cases"),
                 f" cases · {tests_text}{positivity}"]),
         html.H3("Zone history", style={"fontSize": "1rem", "margin": "0.3rem 0"}),
         html.Ul(items, className="zone-events") if items else html.P("Never in a zone.", className="empty"),

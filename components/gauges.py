@@ -21,6 +21,9 @@ import plotly.graph_objects as go
 from dash import html
 from plotly.subplots import make_subplots
 
+from components.charts import count_hover
+from components.kpi import indicator_attributes
+from components.text import plotly_text
 from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, TEXT, base_layout
 
 if TYPE_CHECKING:  # types only: components do not depend on services at run time
@@ -99,6 +102,8 @@ def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_doma
 
 def gauge_status(gauge: IndicatorGauge) -> tuple[str, str]:
     """The text under a gauge's title and its colour: the level, or why there is none."""
+    if gauge.suppressed:
+        return "small count withheld", MUTED
     if gauge.value is None:
         return "no data", MUTED
     if not gauge.in_rulebook:
@@ -106,50 +111,31 @@ def gauge_status(gauge: IndicatorGauge) -> tuple[str, str]:
     return (gauge.level_label or "not assessed"), (gauge.colour or MUTED)
 
 
-def gauge_grid_figure(gauges: Sequence[IndicatorGauge], height_per_row: int = 270) -> go.Figure:
-    """All gauges in a grid (at most MAX_GAUGES_PER_ROW per row); threshold values are the axis ticks.
-
-    Titles are annotations above each cell rather than the indicator's own title, which Plotly draws over
-    the dial when the cell is short.
-    """
-    fig = go.Figure()
-    if not gauges:
-        fig.update_layout(**base_layout(height=height_per_row))
-        fig.add_annotation(text="No indicators yet: the early-warning job has not run on this data",
-                           showarrow=False, font={"size": 18, "color": MUTED})
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        return fig
-    columns = min(MAX_GAUGES_PER_ROW, len(gauges))
-    rows = math.ceil(len(gauges) / columns)
-    title_share = 0.34  # of each cell's height, for up to three title lines
-    for i, gauge in enumerate(gauges):
-        row, col = divmod(i, columns)
-        x0, x1 = col / columns, (col + 1) / columns
-        top = 1.0 - row / rows
-        bottom = 1.0 - (row + 1) / rows
-        cell = top - bottom
-        fig.add_trace(gauge_indicator(gauge, (x0 + 0.012, x1 - 0.012), (bottom + 0.04 * cell, top - title_share * cell)))
-        status, colour = gauge_status(gauge)
-        fig.add_annotation(x=(x0 + x1) / 2, y=top - 0.02 * cell, xref="paper", yref="paper", yanchor="top",
-                           showarrow=False, align="center",
-                           text=f"{'<br>'.join(textwrap.wrap(gauge.label, LABEL_WRAP_CHARS))}<br><span style='color:{colour}'><b>{status}</b></span>",
-                           font={"size": 14, "color": TEXT})
-    fig.update_layout(**base_layout(height=height_per_row * rows, margin=dict(l=20, r=20, t=10, b=5)))
+def gauge_figure(gauge: IndicatorGauge, height: int = 250) -> go.Figure:
+    """One gauge with its title and level above the dial (Plotly's own title would overlap a short dial)."""
+    fig = go.Figure(gauge_indicator(gauge, (0.04, 0.96), (0.02, 0.62)))
+    status, colour = gauge_status(gauge)
+    label = "<br>".join(plotly_text(line) for line in textwrap.wrap(gauge.label, LABEL_WRAP_CHARS))
+    fig.add_annotation(x=0.5, y=0.99, xref="paper", yref="paper", yanchor="top", showarrow=False, align="center",
+                       text=f"{label}<br><span style='color:{colour}'><b>{plotly_text(status)}</b></span>",
+                       font={"size": 14, "color": TEXT})
+    fig.update_layout(**base_layout(height=height, margin=dict(l=12, r=12, t=6, b=4)))
     return fig
 
 
+def gauge_cards(gauges: Sequence[IndicatorGauge], graph_config: dict | None = None) -> list:
+    """One card per gauge: the dial, with the figure's key and raw value on the card (as the API gives them)."""
+    from dash import dcc
+
+    if not gauges:
+        return [html.P("No indicators yet: the indicators job has not run on this data.", className="empty")]
+    return [html.Div(className="gauge-card", **indicator_attributes(g.indicator, g.value),
+                     children=[dcc.Graph(figure=gauge_figure(g), config=graph_config or {"displayModeBar": False},
+                                         style={"height": "250px"})])
+            for g in gauges]
+
+
 # ---- the aligned view ---------------------------------------------------------------------------------
-def masked_counts(values: pd.Series, min_count: int, may_see_small_counts: bool) -> tuple[pd.Series, list[str]]:
-    """Counts for bars with 1..min_count-1 hidden (NaN) unless allowed, and hover texts ("<k" for those)."""
-    numbers = values.astype(float)
-    small = (numbers > 0) & (numbers < min_count)
-    if may_see_small_counts:
-        return numbers, [f"{v:,.0f}" for v in numbers.fillna(0)]
-    texts = [f"<{min_count}" if s else f"{v:,.0f}" for v, s in zip(numbers.fillna(0), small)]
-    return numbers.mask(small), texts
-
-
 def _band_traces(fig, bands: pd.DataFrame, series: str, row: int, name: str, colour: str, scale: float = 1.0,
                  show_legend: bool = True) -> None:
     band = bands[bands["series"] == series].sort_values("day") if not bands.empty else bands
@@ -166,12 +152,12 @@ def _band_traces(fig, bands: pd.DataFrame, series: str, row: int, name: str, col
                              hovertemplate="%{x|%d %b}: %{y:,.2f}<extra>" + name + "</extra>"), row=row, col=1)
 
 
-def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: int, may_see_small_counts: bool,
-                        capacity_threshold: float, as_of=None, height: int | None = None) -> go.Figure:
+def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: int, capacity_threshold: float,
+                        as_of=None, height: int | None = None) -> go.Figure:
     """New infections / severity / hospital capacity, three rows on one shared date axis, with forecasts.
 
-    ``timeline``: date, cases, cases_7d_avg, admissions, icu_admissions, beds_total, beds_occupied,
-    icu_total, icu_occupied. ``bands``: series (cases, admissions, beds_occupied, icu_occupied), day,
+    ``timeline``: services.series.daily_view (date, cases, cases_7d_avg, admissions, admissions_7d_avg,
+    icu_admissions with ``__suppressed`` flags, and the city's census). ``bands``: series (cases, admissions, beds_occupied, icu_occupied), day,
     median, q05, q95. Occupancy is drawn as a share of capacity so beds and ICU share one axis with the
     threshold line.
     """
@@ -182,7 +168,7 @@ def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: 
         fig.update_layout(**base_layout(height=height))
         return fig
     x = pd.to_datetime(timeline["date"])
-    cases, case_text = masked_counts(timeline["cases"], min_count, may_see_small_counts)
+    cases, case_text = timeline["cases"], count_hover(timeline["cases"], timeline.get("cases__suppressed"), min_count)
     fig.add_trace(go.Bar(x=x, y=cases, name="cases / day", marker_color=OKABE_ITO["sky"], opacity=0.5,
                          customdata=case_text, hovertemplate="%{x|%d %b}: %{customdata} cases<extra></extra>"),
                   row=1, col=1)
@@ -190,24 +176,25 @@ def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: 
                              line={"color": OKABE_ITO["sky"], "width": 3}), row=1, col=1)
     _band_traces(fig, bands, "cases", 1, "cases, forecast median", OKABE_ITO["sky"])
 
-    admissions, adm_text = masked_counts(timeline["admissions"], min_count, may_see_small_counts)
-    icu_adm, icu_text = masked_counts(timeline["icu_admissions"], min_count, may_see_small_counts)
+    admissions = timeline["admissions"]
+    adm_text = count_hover(admissions, timeline.get("admissions__suppressed"), min_count)
+    icu_adm = timeline["icu_admissions"]
+    icu_text = count_hover(icu_adm, timeline.get("icu_admissions__suppressed"), min_count)
     fig.add_trace(go.Bar(x=x, y=admissions, name="admissions / day", marker_color=OKABE_ITO["orange"], opacity=0.55,
                          customdata=adm_text, hovertemplate="%{x|%d %b}: %{customdata} admitted<extra></extra>"),
                   row=2, col=1)
     fig.add_trace(go.Bar(x=x, y=icu_adm, name="ICU admissions / day", marker_color=OKABE_ITO["vermillion"],
                          opacity=0.8, customdata=icu_text,
                          hovertemplate="%{x|%d %b}: %{customdata} to ICU<extra></extra>"), row=2, col=1)
-    # The weekly average keeps the trend visible where single days are hidden as "<k".
-    fig.add_trace(go.Scatter(x=x, y=timeline["admissions"].rolling(7, min_periods=1).mean(),
+    fig.add_trace(go.Scatter(x=x, y=timeline["admissions_7d_avg"],
                              name="admissions, 7-day avg", line={"color": OKABE_ITO["orange"], "width": 3}),
                   row=2, col=1)
     _band_traces(fig, bands, "admissions", 2, "admissions, forecast median", OKABE_ITO["orange"], show_legend=False)
 
-    for column, total, series, name, colour in (
-            ("beds_occupied", "beds_total", "beds_occupied", "beds occupied", OKABE_ITO["purple"]),
-            ("icu_occupied", "icu_total", "icu_occupied", "ICU occupied", OKABE_ITO["vermillion"])):
-        share = timeline[column] / timeline[total].where(timeline[total] > 0)
+    for share_column, total, series, name, colour in (
+            ("bed_occupancy", "beds_total", "beds_occupied", "beds occupied", OKABE_ITO["purple"]),
+            ("icu_occupancy", "icu_total", "icu_occupied", "ICU occupied", OKABE_ITO["vermillion"])):
+        share = timeline[share_column]
         fig.add_trace(go.Scatter(x=x, y=share, name=name, line={"color": colour, "width": 3},
                                  hovertemplate="%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>"), row=3, col=1)
         capacity = timeline[total].dropna()
@@ -280,31 +267,28 @@ def rt_figure(rt: pd.DataFrame, note: str = "", height: int | None = None) -> go
 
 def capacity_tile(capacity: CapacityView | None, red_days: int) -> html.Div:
     """Days until the citywide bed (and ICU) census reaches the threshold; red at or under ``red_days``."""
-    if capacity is None:
+    if capacity is None or capacity.beds is None:
         return html.Div("No forecast yet: the early-warning job has not run on this data.", className="empty")
-    if capacity.beds_capacity is None:
-        return html.Div(capacity.note or "No hospital capacity reports.", className="empty")
 
-    def days_text(days: int | None) -> str:
-        if days is None:
-            return f"> {capacity.horizon_days}"
-        return "now" if days == 0 else f"{days}"
-
-    def block(label: str, key: str, median: int | None, upper: int | None, total: float | None):
+    def block(label: str, outlook) -> html.Div:
+        median, upper = outlook.days_median, outlook.days_upper
         red = median is not None and median <= red_days
         amber = not red and upper is not None and upper <= red_days
-        status = "bad" if red else "warn" if amber else "ok"
-        return html.Div(className=f"kpi kpi-{status}", id=f"ew-capacity-{key}",
-                        style={"borderTopColor": STATUS_COLOURS[status]}, children=[
-            html.Div(f"{label}: days until {capacity.threshold:.0%} of {total:,.0f}", className="kpi-label"),
-            html.Div(days_text(median), className="kpi-value", **{"data-days": key}),
-            html.Div(f"median projection; 95th percentile: {days_text(upper)} days", className="kpi-detail")])
+        status = "bad" if red else "warn" if amber else "ok" if outlook.projected else "neutral"
+        upper_text = "–" if not outlook.projected else (f"> {capacity.horizon_days} d" if upper is None else
+                                                         "now" if upper == 0 else f"{upper} d")
+        total = f"{outlook.capacity:,.0f}" if outlook.capacity else "–"
+        return html.Div(className=f"kpi kpi-{status}", id=f"ew-capacity-{outlook.resource}",
+                        style={"borderTopColor": STATUS_COLOURS[status]},
+                        **indicator_attributes(outlook.figure.key, outlook.figure.value), children=[
+            html.Div(f"{label}: days until {capacity.threshold:.0%} of {total}", className="kpi-label"),
+            html.Div(outlook.figure.display, className="kpi-value"),
+            html.Div(f"median projection; 95th percentile: {upper_text}" if outlook.projected else outlook.note,
+                     className="kpi-detail")])
 
-    blocks = [block("Hospital beds", "beds", capacity.beds_days_median, capacity.beds_days_upper,
-                    capacity.beds_capacity)]
-    if capacity.icu_capacity:
-        blocks.append(block("ICU beds", "icu", capacity.icu_days_median, capacity.icu_days_upper,
-                            capacity.icu_capacity))
+    blocks = [block("Hospital beds", capacity.beds)]
+    if capacity.icu is not None and capacity.icu.capacity:
+        blocks.append(block("ICU beds", capacity.icu))
     verdict = (f"RED TRIGGER: within {red_days} days of {capacity.threshold:.0%} hospital capacity"
                if capacity.trigger else f"Not within {red_days} days of {capacity.threshold:.0%} capacity")
     return html.Div([

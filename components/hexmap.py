@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from components.text import plotly_text
 from components.theme import MUTED, SEQUENTIAL, base_layout
 from geo.cells import cell_to_boundary_lnglat
 
@@ -56,10 +57,20 @@ def _zoom_for(lng_span: float, lat_span: float, width_px: int = 800, height_px: 
     return max(1.0, min(18.0, min(fit_w, fit_h)))
 
 
-def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: int, title: str = "",
-                   value_label: str = "cases", height: int | None = None, tile_url: str | None = None,
-                   tile_attribution: str = "") -> go.Figure:
-    """cells: h3_cell, value. outlines: dicts with name, kind, rings (lng,lat). Counts < min_count show as '<k'."""
+def _bin_label(lo: int, hi: int, min_count: int) -> str:
+    if hi <= min_count:
+        return f"<{min_count}"
+    return f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}"
+
+
+def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str = "cell", min_count: int,
+                   title: str = "", value_label: str = "cases", height: int | None = None,
+                   tile_url: str | None = None, tile_attribution: str = "") -> go.Figure:
+    """Cases per H3 cell (``grain`` "cell": rows h3_cell, value, value__suppressed) or per community area
+    (``grain`` "area": rows area_id, value, value__suppressed), over the city's outlines.
+
+    Withheld counts (value__suppressed) are drawn in the lowest bin and read "<k" on hover.
+    """
     fig = go.Figure()
     on_tiles = bool(tile_url)
 
@@ -71,24 +82,38 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
             return go.Scattermap(lon=xs, lat=ys, **kw)
         return go.Scatter(x=xs, y=ys, **kw)
 
-    values = cells["value"].to_numpy() if len(cells) else np.array([])
-    edges = _bins(values, len(SEQUENTIAL), min_count)
+    rows = rows if len(rows) else pd.DataFrame(columns=["value", "value__suppressed"])
+    suppressed = rows.get("value__suppressed", pd.Series(False, index=rows.index)).fillna(False).astype(bool)
+    # A withheld count is somewhere in 1..k-1: it belongs to the lowest bin, whatever it was.
+    values = pd.to_numeric(rows["value"], errors="coerce").where(~suppressed, 1.0).fillna(0.0)
+    shown = rows.assign(__value=values.to_numpy(), __hidden=suppressed.to_numpy())
+    shown = shown[shown["__value"] > 0]
+    edges = _bins(shown["__value"].to_numpy(), len(SEQUENTIAL), min_count)
+    names = {o["area_id"]: o["name"] for o in outlines}
+    rings_of = {o["area_id"]: o["rings"] for o in outlines}
     centres_x, centres_y, hover = [], [], []
     for i in range(len(edges) - 1 if len(edges) > 1 else 0):
         lo, hi = edges[i], edges[i + 1]
-        sel = cells[(cells["value"] >= lo) & ((cells["value"] < hi) | (i == len(edges) - 2))]
+        sel = shown[(shown["__value"] >= lo) & ((shown["__value"] < hi) | (i == len(edges) - 2))]
         if sel.empty:
             continue
-        rings = [cell_to_boundary_lnglat(c) for c in sel["h3_cell"]]
-        xs, ys = rings_xy(rings)
+        if grain == "cell":
+            places = [(c, [cell_to_boundary_lnglat(c)]) for c in sel["h3_cell"]]
+        else:
+            places = [(a, rings_of.get(a, [])) for a in sel["area_id"]]
+        xs, ys = rings_xy([ring for _, rings in places for ring in rings])
         colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
-        shown = f"<{min_count}" if hi <= min_count else f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}"
         fig.add_trace(trace(xs, ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
-                            fillcolor=colour, name=f"{shown} {value_label}", hoverinfo="skip"))
-        for ring, cell, v in zip(rings, sel["h3_cell"], sel["value"]):
-            centres_x.append(sum(p[0] for p in ring[:-1]) / (len(ring) - 1))
-            centres_y.append(sum(p[1] for p in ring[:-1]) / (len(ring) - 1))
-            hover.append(f"{value_label}: {('<' + str(min_count)) if v < min_count else int(v)}<br>cell {cell}")
+                            fillcolor=colour, name=f"{_bin_label(lo, hi, min_count)} {value_label}", hoverinfo="skip"))
+        for (place, rings), v, hidden in zip(places, sel["__value"], sel["__hidden"]):
+            if not rings:
+                continue
+            ring = rings[0]
+            centres_x.append(sum(p[0] for p in ring[:-1]) / max(len(ring) - 1, 1))
+            centres_y.append(sum(p[1] for p in ring[:-1]) / max(len(ring) - 1, 1))
+            count = f"<{min_count}" if hidden else f"{int(v):,}"
+            where = f"cell {place}" if grain == "cell" else plotly_text(names.get(place, place))
+            hover.append(f"{value_label}: {count}<br>{where}")
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
@@ -97,17 +122,17 @@ def hex_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], *, min_count: 
                                 else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
     if centres_x:
         fig.add_trace(trace(centres_x, centres_y, mode="markers", marker=dict(size=8, opacity=0),
-                            hovertext=hover, hoverinfo="text", showlegend=False, name="cells"))
+                            hovertext=hover, hoverinfo="text", showlegend=False, name="places"))
     if on_tiles:
         return _on_tiles(fig, outlines, tile_url, tile_attribution, title, height)
     labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]
     if labels:
         fig.add_trace(go.Scatter(x=[o["label_lng"] for o in labels], y=[o["label_lat"] for o in labels],
-                                 mode="text", text=[o["name"] for o in labels], textfont=dict(color=MUTED, size=12),
-                                 hoverinfo="skip", showlegend=False))
+                                 mode="text", text=[plotly_text(o["name"]) for o in labels],
+                                 textfont=dict(color=MUTED, size=12), hoverinfo="skip", showlegend=False))
     all_y = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
     lat0 = (min(all_y) + max(all_y)) / 2
-    fig.update_layout(**base_layout(title=title, showlegend=True, height=height,
+    fig.update_layout(**base_layout(title=plotly_text(title), showlegend=True, height=height,
                                     margin=dict(l=10, r=10, t=40 if title else 10, b=10)))
     fig.update_xaxes(visible=False)
     # Equal ground distance on both axes at the city's latitude.

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import h3
 import numpy as np
 import pandas as pd
 
 from demo.city import CITY_UTC_OFFSET, City, build_city, geometry_to_lnglat, metric_to_latlng
 from demo.epidemic import METRICS, EpidemicData, generate_epidemic
+from geo.cells import latlng_to_cell
 from ingest.records import FIELD_SPECS
 
 ProgressFn = Callable[[str, int, int], None]
@@ -236,7 +236,7 @@ def _cluster_info(data: EpidemicData, h3_resolution: int) -> tuple[PlantedCluste
     for c in data.clusters:
         members = np.flatnonzero((data.infections.cluster == c.cluster_id) & (data.course.report_day >= 0))
         lat, lng = metric_to_latlng(data.infections.x[members], data.infections.y[members])
-        cells = tuple(sorted({h3.latlng_to_cell(a, b, h3_resolution) for a, b in zip(lat, lng)}))
+        cells = tuple(sorted({latlng_to_cell(a, b, h3_resolution) for a, b in zip(lat, lng)}))
         out.append(PlantedClusterInfo(c.cluster_id, c.lat, c.lng,
                                       data.start_date + timedelta(days=c.start_day), cells))
     return tuple(out)

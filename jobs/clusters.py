@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-import h3
 import numpy as np
 import pandas as pd
 
@@ -41,19 +40,14 @@ from analytics.zones import (
     zones_from_clusters,
 )
 from geo.areas import AreaShape, PointLocator, geometry_from_geojson
-from services.clusters import (
-    PopulationGrid,
-    analysis_day,
-    cell_centre_latlng,
-    cell_day_cases,
-    cell_day_tests,
-    load_zone_rulebook,
-    population_grid,
-)
+from geo.cells import cell_resolution, cell_to_latlng, cells_to_latlngs
+from geo.grid import PopulationGrid, cases_on_grid, population_grid, spread_tests_to_grid
+from rulebooks import load_zone_rulebook
 from settings import Settings
 from store import Store
 from store import queries as q
 from store import queries_clusters as qc
+from store.definitions import as_of_day
 
 ALERT_KIND = "cluster_zone"
 # The most restrictive tier is an emergency for the whole command centre, the next one a warning;
@@ -79,8 +73,8 @@ def run(store: Store, settings: Settings, today: date) -> dict:
     """Scan, zone and store one day; return a summary for /healthz."""
     started = time.monotonic()
     cfg = settings.clusters
-    rulebook = load_zone_rulebook(settings.path(cfg.zone_rulebook))
-    as_of = analysis_day(store, today)
+    rulebook = load_zone_rulebook(settings)
+    as_of = as_of_day(store, today, settings.city.timezone)
     if as_of is None:
         return {"status": "no cases"}
     later = qc.latest_zone_event_day(store)
@@ -98,7 +92,7 @@ def run(store: Store, settings: Settings, today: date) -> dict:
     scan_started = time.monotonic()
     location_ids, counts = case_matrix(inputs.cases, inputs.study_start, as_of)
     scan = prospective_space_time_scan(
-        location_ids, counts, lat_lng_deg=cell_centre_latlng(location_ids) if len(location_ids) else np.zeros((0, 2)),
+        location_ids, counts, lat_lng_deg=cells_to_latlngs(location_ids) if len(location_ids) else np.zeros((0, 2)),
         max_radius_m=cfg.max_radius_m, max_case_share=cfg.max_share,
         max_window_days=min(cfg.max_window_days, counts.shape[1]), replications=cfg.replications,
         min_cases=cfg.min_cases, seed=cfg.seed,
@@ -139,11 +133,14 @@ def run(store: Store, settings: Settings, today: date) -> dict:
 def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of: date) -> DayInputs:
     cfg = settings.clusters
     study_start = as_of - timedelta(days=cfg.study_days - 1)
-    cases, unplaced = cell_day_cases(store, study_start, as_of, cfg.resolution)
-    grid = population_grid(store, cfg.resolution)
+    # Counted cases on the grid, as the cluster page counts them (geo.grid).
+    cases, unplaced = cases_on_grid(qc.case_counts_by_cell_day(store, study_start, as_of),
+                                    lambda: qc.case_points_by_day(store, study_start, as_of), cfg.resolution)
+    grid = population_grid(lambda: qc.population_areas(store), cfg.resolution, q.city_population(store),
+                           f"{store.path}:{q.areas_version(store)}")
     # The rulebook reads 7-day positivity on each of the last 10 days: 16 days of reports.
     metric_start = as_of - timedelta(days=rulebook.window_days + rulebook.persistence_days - 2)
-    tests, _ = cell_day_tests(store, metric_start, as_of, grid)
+    tests, _ = spread_tests_to_grid(qc.test_counts_by_unit_day(store, metric_start, as_of), grid)
     previous_events = tuple(events_from_rows(qc.zone_events_before(store, as_of)))
     known: dict[str, set[str]] = {}
     for zone in apply_zone_events([], previous_events):
@@ -207,7 +204,7 @@ def cluster_rows(scan: ScanResult, run_id: str, as_of: date, study_start: date, 
                          (f"C{as_of:%Y%m%d}-{rank}" for rank in range(1, len(found) + 1)))
     rows = []
     for rank, (cluster, cluster_id) in enumerate(zip(found, ids), start=1):
-        lat, lng = h3.cell_to_latlng(cluster.centre_location_id)
+        lat, lng = cell_to_latlng(cluster.centre_location_id)
         rows.append({
             "run_id": run_id, "rank": rank, "cluster_id": cluster_id, "as_of": as_of,
             "centre_cell": cluster.centre_location_id, "centre_lat": lat, "centre_lng": lng,
@@ -231,7 +228,7 @@ def propose_zones(clusters: pd.DataFrame, in_force: list[Zone], inputs: DayInput
         candidates[row.cluster_id] = tuple(row.cells)
     for zone in in_force:
         if zone.role == CORE_ROLE and zone.cluster_id not in candidates:
-            if all(h3.get_resolution(c) == resolution for c in zone.cells):  # the grid may have been reconfigured
+            if all(cell_resolution(c) == resolution for c in zone.cells):  # the grid may have been reconfigured
                 candidates[zone.cluster_id] = zone.cells
     population = inputs.grid.population
     # Zones are for people: a cluster in cells where nobody lives (a park, a lake) has no rate to assess.
@@ -300,7 +297,7 @@ def alert_rows(events: list[ZoneEvent], rulebook: ZoneRulebook, now: datetime, g
             continue  # its rings are part of the same action: one alert per cluster, not per ring
         if locator is None:
             locator = _community_locator(store)
-        lat, lng = cell_centre_latlng(e.cells).mean(axis=0)
+        lat, lng = cells_to_latlngs(e.cells).mean(axis=0)
         area_id = locator.locate_one(float(lat), float(lng))
         residents = float(grid.population.reindex(list(e.cells)).fillna(0).sum())
         verb = "entered" if e.kind == "entered" else f"escalated from {e.previous_tier} to"

@@ -74,9 +74,11 @@ class JobScheduler:
 
 
 def registered_jobs() -> list[tuple[str, Callable[..., dict], str]]:
-    """(name, run function, settings section holding run_every_s) for every analytics job."""
-    from jobs import clusters, early_warning
-    return [("clusters", clusters.run, "clusters"), ("early_warning", early_warning.run, "early_warning")]
+    """(name, run function, settings section holding run_every_s) for every analytics job, in the order
+    they run: the indicators first, since the early-warning job reads what they stored."""
+    from jobs import clusters, early_warning, indicators
+    return [("indicators", indicators.run, "indicators"), ("clusters", clusters.run, "clusters"),
+            ("early_warning", early_warning.run, "early_warning")]
 
 
 def today_in(tz: str) -> date:

@@ -12,9 +12,11 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from flask import has_request_context
 
-from pages._secure import secure_callback
+from auth.callbacks import permissions_of_module
 from auth.policy import current_principal
+from auth.principal import may_open_page
 from auth.runtime import current_runtime
+from pages._secure import secure_callback
 from settings import Settings
 
 WALL_TIMER = "wall-rotation-timer"
@@ -28,14 +30,21 @@ def _session_link() -> html.A:
     return html.A("Sign in", href="/login", className="nav-link nav-auth")
 
 
+def nav_links(principal) -> list:
+    """Links to the pages this principal may open (a link to a page that answers 403 is no help)."""
+    return [dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
+            for p in dash.page_registry.values()
+            if may_open_page(principal, p.get("module"), permissions_of_module(p.get("module")))]
+
+
 def shell_layout(settings: Settings) -> html.Div:
+    principal = current_principal() if has_request_context() else None
     return html.Div(className="shell", children=[
         dcc.Location(id="url"),
         dcc.Interval(id=WALL_TIMER, interval=settings.wall.rotation_s * 1000, n_intervals=0),
         html.Header(className="topbar", children=[
             html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
-            html.Nav([dcc.Link(p["name"], href=p["relative_path"], className="nav-link")
-                      for p in dash.page_registry.values()]
+            html.Nav((nav_links(principal) if principal is not None else [])
                      # Plain links: /login and /logout are Flask routes, not Dash pages.
                      + [_session_link()]),
         ]),

@@ -23,13 +23,14 @@ from components.kpi import kpi_tile
 from pages import _ids as ids
 from pages._secure import secure_callback
 from auth.policy import current_principal
-from services.capacity import CITYWIDE, DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
+from services.capacity import DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
 from services.mapdata import area_outlines
 from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/capacity", title="pheoc · Capacity", name="Capacity", order=30)
 
 GRAPH_CONFIG = {"displaylogo": False}
+CITYWIDE = "citywide"  # the facility selector's "all hospitals" (services.capacity reads it so)
 
 
 def layout(**_query):
@@ -79,7 +80,7 @@ def layout(**_query):
     "view_capacity",
     Output(ids.CAPACITY_SORT, "data"), Output({"type": ids.CAPACITY_SORT_BUTTON, "col": ALL}, "children"),
     Input({"type": ids.CAPACITY_SORT_BUTTON, "col": ALL}, "n_clicks"), State(ids.CAPACITY_SORT, "data"),
-    prevent_initial_call=True,
+    prevent_initial_call=True, types={f"{ids.CAPACITY_SORT}.data": "object"},
 )
 def sort_capacity_table(_clicks, current):
     clicked = ctx.triggered_id
@@ -103,35 +104,39 @@ def sort_capacity_table(_clicks, current):
     Output(ids.CAPACITY_SUPPLIES, "children"), Output(ids.CAPACITY_SITES, "children"),
     Output(ids.CAPACITY_FACILITY_SELECT, "options"),
     Input(ids.CAPACITY_REFRESH, "n_intervals"), Input(ids.CAPACITY_SORT, "data"),
-    State(ids.CAPACITY_FACILITY_SELECT, "options"),
+    State(ids.CAPACITY_FACILITY_SELECT, "options"), types={f"{ids.CAPACITY_SORT}.data": "object"},
 )
 def refresh_capacity(_n, sort, current_options):
     rt = current_runtime()
     s = rt.settings
     cfg = s.capacity
-    view = capacity_view(rt.store, s, datetime.now(timezone.utc))
-    may_see = current_principal().may_see_small_counts
-    sort = sort or {}
-    rows = sort_facilities(view.facilities, sort.get("col", DEFAULT_SORT[0]), bool(sort.get("desc", True)))
-    body = facility_table_rows(rows, horizon=cfg.forecast_days, min_count=s.privacy.min_count,
-                               may_see_small_counts=may_see)
-    tiles = [kpi_tile(t.key, t.label, t.display, t.detail, t.status, t.query) for t in view.tiles]
-    fig_map = facility_map_figure(view.facilities, view.sites, view.demand, area_outlines(rt.store))
-    proj = view.projection
-    fig_city = capacity_trend_figure(view.citywide, proj.band if proj else None, proj.capacity if proj else None,
-                                     cfg.full_threshold, proj.outlook.days_median if proj else None)
+    k = s.privacy.min_count
+    view = capacity_view(rt.store, s, current_principal(), datetime.now(timezone.utc))
+    sort = sort if isinstance(sort, dict) else {}
+    rows = sort_facilities(view.facilities, str(sort.get("col", DEFAULT_SORT[0])), bool(sort.get("desc", True))) \
+        if len(view.facilities) else view.facilities
+    body = facility_table_rows(rows, horizon=s.early_warning.forecast_days, min_count=k)
+    tiles = [kpi_tile(t.figure, t.detail, t.status) for t in view.tiles]
+    fig_map = facility_map_figure(view.facilities, view.sites, view.demand, area_outlines(rt.store), min_count=k)
+    outlook = view.city_outlook
+    threshold = s.early_warning.capacity_threshold
+    fig_city = capacity_trend_figure(view.citywide, view.city_band, outlook.capacity if outlook else None,
+                                     threshold, outlook.days_median if outlook else None)
     now = datetime.now(timezone.utc).astimezone()
+    cases_to = f" · cases to {view.as_of:%d %b %Y}" if view.as_of else ""
     asof = [replay_banner(view.replay),
-            f"Reports as of {view.reference_time:%a %d %b %Y %H:%M} UTC · cases to {view.as_of:%d %b %Y} · "
+            f"Reports as of {view.reference_time:%a %d %b %Y %H:%M} UTC{cases_to} · "
             f"stale after {cfg.stale_after_hours:g} h · updated {now:%H:%M:%S}"]
     supplies = supplies_table(view.supplies, cfg.supplies_warn_days)
-    sites = sites_table(view.sites, view.demand, min_count=s.privacy.min_count, may_see_small_counts=may_see)
+    sites = sites_table(view.sites, view.demand, min_count=k)
     options = [{"label": "All hospitals", "value": CITYWIDE}] + [
         {"label": f"{r.name}" + (" (stale)" if r.stale else ""), "value": r.facility_id}
-        for r in view.facilities.sort_values("name").itertuples(index=False)]
+        for r in view.facilities.sort_values("name").itertuples(index=False)] if len(view.facilities) else [
+        {"label": "All hospitals", "value": CITYWIDE}]
     if options == current_options:
         options = no_update  # re-sending the list would re-render an open dropdown under the operator's pointer
-    return asof, tiles, body, fig_map, fig_city, f"Projection: {view.projection_note}", supplies, sites, options
+    note = f"Projection: {outlook.note}" if outlook else "Projection: none yet (the early-warning job has not run)"
+    return asof, tiles, body, fig_map, fig_city, note, supplies, sites, options
 
 
 @secure_callback(
@@ -141,16 +146,18 @@ def refresh_capacity(_n, sort, current_options):
 )
 def refresh_facility_trend(facility_id, _n):
     rt = current_runtime()
-    cfg = rt.settings.capacity
-    trend = facility_trend(rt.store, rt.settings, facility_id or CITYWIDE, datetime.now(timezone.utc))
+    threshold = rt.settings.early_warning.capacity_threshold
+    horizon = rt.settings.early_warning.forecast_days
+    trend = facility_trend(rt.store, rt.settings, current_principal(), str(facility_id or CITYWIDE),
+                           datetime.now(timezone.utc))
     days = trend.outlook.days_median if trend.outlook else None
-    fig = capacity_trend_figure(trend.history, trend.band, trend.capacity, cfg.full_threshold, days)
+    fig = capacity_trend_figure(trend.history, trend.band, trend.capacity, threshold, days)
     if trend.outlook is None:
         verdict = "no projection"
     elif trend.outlook.days_median == 0:
-        verdict = f"at or above {cfg.full_threshold:.0%} of beds now"
+        verdict = f"at or above {threshold:.0%} of beds now"
     elif trend.outlook.days_median is None:
-        verdict = f"{cfg.full_threshold:.0%} of beds not reached within {cfg.forecast_days} days"
+        verdict = f"{threshold:.0%} of beds not reached within {horizon} days"
     else:
-        verdict = f"{cfg.full_threshold:.0%} of beds in {trend.outlook.days_median} days"
+        verdict = f"{threshold:.0%} of beds in {trend.outlook.days_median} days"
     return fig, f"{trend.name}: {verdict} · {trend.note}"

@@ -16,14 +16,8 @@ from components.clustermap import cluster_map_figure, cluster_table, history_fig
 from pages import _ids as ids
 from pages._secure import secure_callback
 from auth.policy import current_principal
-from services.clusters import (
-    WINDOW_CHOICES,
-    analysis_day,
-    cluster_view,
-    latest_scan_day,
-    load_zone_rulebook,
-    place_history,
-)
+from rulebooks import load_zone_rulebook
+from services.clusters import WINDOW_CHOICES, cluster_view, place_history, view_day
 from services.mapdata import area_outlines
 from auth.runtime import current_runtime
 
@@ -101,16 +95,13 @@ def refresh_clusters(_n, measure, window):
     s = rt.settings
     measure = measure if measure in MEASURES else "cases"
     window = _window(window)
-    principal = current_principal()
-    rulebook = load_zone_rulebook(s.path(s.clusters.zone_rulebook))
-    view = cluster_view(rt.store, rt.today(), s.clusters.resolution, window)
+    rulebook = load_zone_rulebook(s)
+    view = cluster_view(rt.store, s, current_principal(), rt.today(), window)
     fig = cluster_map_figure(view.cells, area_outlines(rt.store), view.zones, view.clusters,
                              tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
-                             may_see_small_counts=principal.may_see_small_counts, resolution=view.resolution,
-                             window_days=window)
+                             resolution=view.resolution, window_days=window)
     table = cluster_table(view.clusters, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
-                          may_see_small_counts=principal.may_see_small_counts, row_id_type=ids.CLUSTERS_ROW,
-                          max_window_days=s.clusters.max_window_days)
+                          row_id_type=ids.CLUSTERS_ROW, max_window_days=s.clusters.max_window_days)
     zones = zone_table(view.zones, tiers=rulebook.zone_tiers, review_days=rulebook.review_days,
                        row_id_type=ids.CLUSTERS_ROW)
     if view.run:
@@ -133,7 +124,7 @@ def refresh_clusters(_n, measure, window):
     Output(ids.CLUSTERS_SELECTED, "data"),
     Input(ids.CLUSTERS_MAP, "clickData"), Input({"type": ids.CLUSTERS_ROW, "index": ALL}, "n_clicks"),
     State(ids.CLUSTERS_SELECTED, "data"),
-    prevent_initial_call=True,
+    prevent_initial_call=True, types={f"{ids.CLUSTERS_SELECTED}.data": ("object", "null")},
 )
 def select_place(click, _row_clicks, current):
     trigger = ctx.triggered_id
@@ -153,6 +144,7 @@ def select_place(click, _row_clicks, current):
     "view_clusters",
     Output(ids.CLUSTERS_DETAIL, "children"),
     Input(ids.CLUSTERS_SELECTED, "data"), Input(ids.CLUSTERS_WINDOW, "value"),
+    types={f"{ids.CLUSTERS_SELECTED}.data": ("object", "null")},
 )
 def show_history(selected, window):
     if not isinstance(selected, dict) or selected.get("kind") not in ("cell", "zone") or not selected.get("key"):
@@ -161,26 +153,22 @@ def show_history(selected, window):
     rt = current_runtime()
     s = rt.settings
     window = _window(window)
-    principal = current_principal()
-    rulebook = load_zone_rulebook(s.path(s.clusters.zone_rulebook))
-    view_day = cluster_view_day(rt)
-    if view_day is None:
+    rulebook = load_zone_rulebook(s)
+    day = view_day(rt.store, rt.today(), s.city.timezone)
+    if day is None:
         return html.P("No case data yet.", className="empty")
-    history = place_history(rt.store, selected["kind"], str(selected["key"])[:64], view_day, s.clusters.resolution)
+    history = place_history(rt.store, s, current_principal(), selected["kind"], str(selected["key"])[:64], day,
+                            window)
     if not history.found:
-        return html.P(f"No {selected['kind']} {str(selected['key'])[:64]} in the data.", className="empty")
+        # Not the key back: a place the caller may not see is answered as one that does not exist.
+        return html.P(f"No such {selected['kind']} in the data you may see.", className="empty")
     fig = history_figure(history.daily, history.events, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
-                         may_see_small_counts=principal.may_see_small_counts, tests_estimated=history.tests_estimated)
-    summary = history_summary(history.daily, history.events, window_days=window, min_count=s.privacy.min_count,
-                              may_see_small_counts=principal.may_see_small_counts,
-                              tests_estimated=history.tests_estimated, as_of=view_day)
+                         tests_estimated=history.tests_estimated)
+    summary = history_summary(history.totals, history.events, window_days=window, min_count=s.privacy.min_count,
+                              tests_estimated=history.tests_estimated)
     return html.Div(**{"data-place": f"{history.kind}|{history.key}"}, children=[
         html.H3(history.title, className="history-title", style={"fontSize": "1.05rem", "margin": "0.2rem 0"}),
         dcc.Graph(figure=fig, config={"displaylogo": False}, style={"height": "44vh"}),
         summary,
     ])
 
-
-def cluster_view_day(rt):
-    """The day the page reports on: the latest scan's, else the latest data's."""
-    return latest_scan_day(rt.store) or analysis_day(rt.store, rt.today())

@@ -11,12 +11,13 @@ import dash
 from dash import Input, Output, dcc, html, no_update
 
 from analytics.forecast import NY_RED_ZONE_DAYS
-from components.gauges import aligned_view_figure, capacity_tile, gauge_grid_figure, rt_figure
+from auth.policy import current_principal
+from auth.runtime import current_runtime
+from components.gauges import aligned_view_figure, capacity_tile, gauge_cards, rt_figure
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services import early_warning as ew
-from auth.policy import current_principal
-from auth.runtime import current_runtime
+from services.rulebooks import UnknownRulebook, current_rulebook, rulebook_options, set_active_rulebook
 
 dash.register_page(__name__, path="/early-warning", title="pheoc · Early warning", name="Early warning", order=20)
 
@@ -31,7 +32,7 @@ def layout(area: str | None = None, **_query):
     settings = rt.settings
     areas = ew.area_options(rt.store)
     area_id = area if area in dict(areas) else ew.CITYWIDE
-    active = ew.active_rulebook(rt.store, settings)
+    active = current_rulebook(rt.store, settings)
     # Everyone sees which rulebook is active; only a role with set_rulebook may change it (the callback
     # is refused server-side too: this only spares the others a control that cannot work for them).
     may_switch = "set_rulebook" in current_principal().permissions
@@ -51,7 +52,7 @@ def layout(area: str | None = None, **_query):
                          else "Rulebook (your role may not change it)", className="kpi-label"),
                 dcc.RadioItems(id=ids.EW_RULEBOOK, value=active.id, inline=True,
                                options=[{"label": label, "value": value, "disabled": not may_switch}
-                                        for value, label in ew.rulebook_options(settings)],
+                                        for value, label in rulebook_options(settings)],
                                labelStyle={"marginRight": "1.2rem", "fontSize": "1.05rem", "color": "#e8eaed"},
                                inputStyle={"marginRight": "0.35rem"}),
             ]),
@@ -59,8 +60,7 @@ def layout(area: str | None = None, **_query):
         ]),
         html.Div(id=ids.EW_ASOF, className="asof", style={"marginTop": "0.4rem"}),
         html.Div(id=ids.EW_LEVEL),
-        html.Div(className="panel", style={"marginTop": "0.6rem"}, children=[
-            dcc.Graph(id=ids.EW_GAUGES, config=GRAPH_CONFIG)]),
+        html.Div(id=ids.EW_GAUGES, className="panel gauge-grid", style={"marginTop": "0.6rem"}),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[
                 html.H2("New infections, severity and hospital capacity, with the 28-day forecast"),
@@ -84,19 +84,22 @@ def layout(area: str | None = None, **_query):
 
 
 def _level_banner(view) -> html.Div:
+    """The area's level as the indicators job stored it (rulebook id and version with it)."""
     rb = view.rulebook
-    a = view.assessment
-    if a is None or a.level is None:
-        text, colour = ("not assessed" if a is None else "not assessed: " + a.basis), "#BBBBBB"
+    stored = view.level or {}
+    level_id = stored.get("level") if stored.get("rulebook_id") == rb.id else None
+    if not level_id:
+        basis = stored.get("basis") or "no indicators yet"
+        text, colour = f"not assessed: {basis}", "#BBBBBB"
     else:
-        level = rb.level(a.level)
+        level = rb.level(level_id)
         text, colour = f"{level.label}" + (f" — {level.description}" if level.description else ""), level.colour
     return html.Div(className="panel", id="ew-level-banner",
                     style={"borderLeft": f"12px solid {colour}", "marginTop": "0.4rem"}, children=[
         html.Div(f"{view.area_name}: level by {rb.name} (v{rb.version})", className="kpi-label"),
         html.Div(text, className="kpi-value", style={"color": colour, "fontSize": "2rem"},
-                 **{"data-level": (a.level if a else "") or "", "data-rulebook": f"{rb.id}@{rb.version}"}),
-        html.Div(a.basis if a and a.level else "", className="kpi-detail"),
+                 **{"data-level": level_id or "", "data-rulebook": f"{rb.id}@{rb.version}"}),
+        html.Div((stored.get("basis") or "") if level_id else "", className="kpi-detail"),
     ])
 
 
@@ -116,21 +119,22 @@ def _table(frame, columns: dict[str, str], empty: str, row_id: str = "", highlig
 
 @secure_callback(
     "view_early_warning",
-    Output(ids.EW_ASOF, "children"), Output(ids.EW_LEVEL, "children"), Output(ids.EW_GAUGES, "figure"),
+    Output(ids.EW_ASOF, "children"), Output(ids.EW_LEVEL, "children"), Output(ids.EW_GAUGES, "children"),
     Output(ids.EW_TIMELINE, "figure"), Output(ids.EW_RT, "figure"), Output(ids.EW_CAPACITY, "children"),
     Output(ids.EW_ALARMS, "children"), Output(ids.EW_CHANGES, "children"),
     Input(ids.EW_REFRESH, "n_intervals"), Input(ids.EW_AREA, "value"), Input(ids.EW_SWITCHED, "data"),
+    types={f"{ids.EW_SWITCHED}.data": ("object", "null")},
 )
 def refresh_early_warning(_n, area_id, _switched):
     rt = current_runtime()
     settings = rt.settings
-    view = ew.page_view(rt.store, settings, area_id or ew.CITYWIDE, rt.today(), current_principal())
+    view = ew.page_view(rt.store, settings, area_id or ew.CITYWIDE, current_principal())
     now = datetime.now(timezone.utc).astimezone()
     if view.as_of is None:
         asof = "No case data yet"
     else:
         asof = (f"{view.area_name} · data as of {view.as_of:%a %d %b %Y} · updated {now:%H:%M:%S}"
-                + (f" · {view.extra['forecast_note']}" if view.extra.get("forecast_note") else ""))
+                + (f" · {view.forecast_note}" if view.forecast_note else ""))
     alarms = view.alarms
     if not alarms.empty:
         alarms = alarms.assign(started=[f"{d:%d %b}" for d in alarms["started_on"]],
@@ -148,9 +152,9 @@ def refresh_early_warning(_n, area_id, _switched):
     return (
         asof,
         _level_banner(view),
-        gauge_grid_figure(view.gauges),
-        aligned_view_figure(view.timeline, view.bands, view.min_count, view.may_see_small_counts,
-                            settings.early_warning.capacity_threshold, view.as_of),
+        gauge_cards(view.gauges, GRAPH_CONFIG),
+        aligned_view_figure(view.timeline, view.bands, view.min_count, settings.early_warning.capacity_threshold,
+                            view.as_of),
         rt_figure(view.rt, view.rt_note),
         capacity_tile(view.capacity, NY_RED_ZONE_DAYS),
         _table(alarms, {"series": "Series", "area": "Area", "methods": "Detectors", "started": "Started",
@@ -170,8 +174,8 @@ def refresh_early_warning(_n, area_id, _switched):
 def switch_rulebook(rulebook_id):
     rt = current_runtime()
     try:
-        switch = ew.set_active_rulebook(rt.store, rt.settings, rulebook_id, current_principal())
-    except ew.UnknownRulebook as exc:
+        switch = set_active_rulebook(rt.store, rt.settings, rulebook_id, current_principal())
+    except UnknownRulebook as exc:
         return str(exc), no_update
     if not switch.changed:
         return f"{switch.rulebook_id} v{switch.rulebook_version} is already active", no_update

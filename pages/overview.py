@@ -1,4 +1,9 @@
-"""Overview (/): the wall screen. KPI tiles, city map of recent cases per H3 cell, trends, data freshness."""
+"""Overview (/): the wall screen. KPI tiles, the city map of recent cases, trends, data freshness.
+
+Every figure is a read-model figure (services.overview -> services.indicators), the same as
+GET /api/v1/indicators; the map shows H3 cells only to roles that may see cells (inside their
+precincts, for police) and community areas to everyone else.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,6 +11,8 @@ from datetime import datetime, timezone
 import dash
 from dash import Input, Output, dcc, html
 
+from auth.policy import current_principal
+from auth.runtime import current_runtime
 from components.charts import trend_figure
 from components.freshness import freshness_strip
 from components.hexmap import hex_map_figure
@@ -14,9 +21,13 @@ from pages import _ids as ids
 from pages._secure import secure_callback
 from services.mapdata import area_outlines
 from services.overview import overview
-from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/", title="pheoc · Overview", name="Overview", order=0)
+
+
+def _map_title(principal, days: int) -> str:
+    where = "H3 cell" if principal.sees_at_least("cells") else "community area"
+    return f"Cases in the last {days} days, by {where}"
 
 
 def layout(**_query):
@@ -27,7 +38,7 @@ def layout(**_query):
         html.Div(id=ids.OVERVIEW_KPIS, className="kpi-row"),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[
-                html.H2(f"Cases in the last {settings.map.recent_days} days, by H3 cell"),
+                html.H2(_map_title(current_principal(), settings.map.recent_days), id=ids.OVERVIEW_MAP_TITLE),
                 dcc.Graph(id=ids.OVERVIEW_MAP, config={"displaylogo": False}, style={"height": "54vh"})]),
             html.Div(className="panel", children=[
                 html.H2("Cases, admissions and hospital occupancy"),
@@ -47,13 +58,14 @@ def layout(**_query):
 def refresh_overview(_n):
     rt = current_runtime()
     s = rt.settings
-    data = overview(rt.store, rt.today(), s.city.timezone, s.map.recent_days)
-    tiles = [kpi_tile(k.key, k.label, k.display, k.detail, k.status, k.query) for k in data.kpis]
-    cells = data.case_cells.rename(columns={"cases": "value"})
-    fig_map = hex_map_figure(cells, area_outlines(rt.store), min_count=s.privacy.min_count,
+    principal = current_principal()
+    data = overview(rt.store, s, principal)
+    tiles = [kpi_tile(t.figure, t.detail, t.status) for t in data.tiles]
+    fig_map = hex_map_figure(data.map.rows, area_outlines(rt.store), grain=data.map.grain,
+                             min_count=s.privacy.min_count,
                              tile_url=s.map.tile_url if s.map.basemap == "tiles" else None,
                              tile_attribution=s.map.tile_attribution)
-    fig_trend = trend_figure(data.trend)
+    fig_trend = trend_figure(data.trend, min_count=s.privacy.min_count)
     strip = freshness_strip(data.freshness, data.rejected_total, data.rejected_by_reason)
     now = datetime.now(timezone.utc).astimezone()
     asof = f"Data as of {data.as_of:%a %d %b %Y} · updated {now:%H:%M:%S}" if data.as_of else "No case data yet"

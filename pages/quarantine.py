@@ -35,10 +35,10 @@ def _table(frame, columns: dict[str, str]) -> html.Table:
 @secure_callback("view_quarantine", Output(ids.REJECTED_BY_REASON, "children"), Output(ids.REJECTED_LATEST, "children"),
                  Input(ids.REJECTED_REFRESH, "n_intervals"))
 def refresh_rejected(_n):
-    summary = rejected_summary(current_runtime().store)
-    if not current_principal().may_see_points:
-        # A record key can be a case id: only roles that work with case-level data see it.
-        summary.latest["record_key"] = summary.latest["record_key"].map(lambda k: "hidden" if k else k)
+    rt = current_runtime()
+    summary = rejected_summary(rt.store, rt.settings, current_principal())
+    if not summary.detail_shown:
+        summary.latest["record_key"] = ["hidden (case level)" for _ in range(len(summary.latest))]
     by_reason = _table(summary.by_reason, {"reason_code": "Reason", "meaning": "What it means", "kind": "Record kind",
                                            "records": "Records", "last_received_at": "Last received"})
     latest = _table(summary.latest, {"received_at": "Received", "source": "Source", "kind": "Kind",

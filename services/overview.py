@@ -1,129 +1,116 @@
-"""The overview (wall screen) read model: KPI tiles, recent cases per H3 cell, trends, data freshness."""
+"""The overview (wall screen) read model: KPI tiles, the map of recent cases, trends, data freshness.
+
+Tiles are figures of services.indicators (the same as GET /api/v1/indicators); the map shows H3
+cells to principals that may see cells (inside their precincts, for police) and community areas to
+everyone else; the trend is services.series. Nothing here computes an indicator.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 
+from analytics import catalog as cat
+from analytics import indicators as ind
+from auth.principal import Principal
+from services.formatting import change_text
+from services.indicators import Figure, IndicatorReport, NoIndicators, indicator_report, previous_report
+from services.privacy import Disclosure, disclose, jurisdiction
+from services.series import daily_view
+from settings import Settings
 from store import Store
 from store import queries as q
 
 TREND_DAYS = 90
-# Occupancy above these shares is shown amber/red: NYS used 90% of hospital capacity as a red trigger.
-OCCUPANCY_WARN, OCCUPANCY_BAD = 0.75, 0.90
+# The overview's tiles, in order on the wall.
+TILE_KEYS = (cat.NEW_CASES_24H, cat.NEW_CASES_7D, cat.INCIDENCE_7D_PER_100K, ind.TEST_POSITIVITY_7D, ind.RT,
+             ind.BED_OCCUPANCY, ind.ICU_OCCUPANCY, cat.ACTIVE_ALERTS)
+CELL_MAP = Disclosure("overview.case_cells", grain="cell", counts=("cases",))
+AREA_MAP = Disclosure("overview.case_areas", grain="area", counts=("cases",), complementary=("cases",))
 
 
 @dataclass(frozen=True)
-class Kpi:
-    key: str
-    label: str
-    value: float | None
-    display: str
-    detail: str = ""
-    status: str = "neutral"  # neutral | ok | warn | bad
-    query: str = ""  # the named query behind the number, shown in the tile's tooltip
+class Tile:
+    figure: Figure
+    detail: str
+    status: str
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    grain: str  # "cell" or "area"
+    rows: pd.DataFrame  # h3_cell or area_id, value, value__suppressed
+    days: int
 
 
 @dataclass(frozen=True)
 class OverviewData:
     as_of: date | None
-    kpis: tuple[Kpi, ...]
-    case_cells: pd.DataFrame  # h3_cell, cases
-    trend: pd.DataFrame  # day, cases, cases_7d_avg, admissions, icu_admissions, bed_occupancy, icu_occupancy
+    tiles: tuple[Tile, ...]
+    map: MapLayer
+    trend: pd.DataFrame
     freshness: pd.DataFrame
     rejected_total: int
     rejected_by_reason: pd.DataFrame
 
 
-def _change(now: int, before: int) -> tuple[str, str]:
-    """Text for a change against the week before, and a status (more cases is worse)."""
-    if before == 0:
-        return ("new" if now else "no change", "warn" if now else "neutral")
-    pct = (now - before) / before * 100
-    status = "bad" if pct >= 10 else "ok" if pct <= -10 else "neutral"
-    return f"{pct:+.0f}% vs week before", status
+def _tile(report: IndicatorReport, key: str, week_before: IndicatorReport | None) -> Tile:
+    f = report.figures
+    figure = f[key]
+    detail, status = "", figure.status
+    if key == cat.NEW_CASES_24H:
+        previous = week_before.figures[key] if week_before else None
+        detail, status = change_text(figure.value, previous.value if previous else None, what="same day last week")
+    elif key == cat.NEW_CASES_7D:
+        detail, status = change_text(figure.value, f[cat.NEW_CASES_PREVIOUS_7D].value)
+    elif key == cat.INCIDENCE_7D_PER_100K:
+        detail = f"{f[cat.NEW_CASES_7D].display} cases in 7 days"
+    elif key == ind.TEST_POSITIVITY_7D:
+        detail = f"{f[cat.POSITIVE_TESTS_7D].display} of {f[cat.TESTS_7D].display} tests"
+    elif key == ind.BED_OCCUPANCY:
+        detail = f"{f[cat.BEDS_OCCUPIED].display} of {f[cat.BEDS_TOTAL].display} beds"
+    elif key == ind.ICU_OCCUPANCY:
+        detail = f"{f[cat.ICU_OCCUPIED].display} of {f[cat.ICU_TOTAL].display} ICU beds"
+    elif key == ind.RT:
+        detail = "7-day window, Cori et al." if figure.value is not None else "too few cases to estimate"
+    elif key == cat.ACTIVE_ALERTS:
+        detail = "raised and not resolved"
+        status = "bad" if figure.value else "ok"
+    if not detail and figure.suppressed:
+        detail = "small count withheld"
+    return Tile(figure, detail, status if not figure.suppressed else "neutral")
 
 
-def _share(part, whole) -> float | None:
-    return None if not whole or pd.isna(whole) or pd.isna(part) else float(part) / float(whole)
+def map_layer(store: Store, settings: Settings, principal: Principal, as_of: date) -> MapLayer:
+    """Counted cases of the last map.recent_days days: per H3 cell where the principal may see cells,
+    else per community area."""
+    days = settings.map.recent_days
+    start, end = q.window(as_of, days)
+    if principal.sees_at_least("cells"):
+        cells = q.case_counts_by_cell(store, start, end)
+        shown = disclose(principal, cells, CELL_MAP, min_count=settings.privacy.min_count,
+                         jurisdiction=jurisdiction(store))
+        return MapLayer("cell", shown.rename(columns={"cases": "value", "cases__suppressed": "value__suppressed"}),
+                        days)
+    areas = q.case_counts_by_area(store, start, end)
+    shown = disclose(principal, areas, AREA_MAP, min_count=settings.privacy.min_count)
+    return MapLayer("area", shown.rename(columns={"cases": "value", "cases__suppressed": "value__suppressed"}), days)
 
 
-def _occupancy_status(share: float | None) -> str:
-    if share is None:
-        return "neutral"
-    return "bad" if share >= OCCUPANCY_BAD else "warn" if share >= OCCUPANCY_WARN else "ok"
-
-
-def as_of_date(store: Store, today: date) -> date:
-    """The day the overview reports on: today, or the last day with cases if the data stops earlier (replays)."""
-    last = q.latest_case_date(store)
-    return min(today, last) if last else today
-
-
-def compute_kpis(store: Store, as_of: date) -> tuple[Kpi, ...]:
-    population = q.city_population(store)
-    day_now = q.case_count(store, as_of, as_of)
-    day_before = q.case_count(store, as_of - timedelta(days=7), as_of - timedelta(days=7))
-    week_now = q.case_count(store, *q.window(as_of, 7))
-    week_before = q.case_count(store, *q.window(as_of - timedelta(days=7), 7))
-    tested, positive = q.test_totals(store, *q.window(as_of, 7))
-    capacity = q.latest_capacity(store)
-    hospitals = capacity[capacity["kind"].isin(q.HOSPITAL_KINDS)]
-    beds = _share(hospitals["beds_occupied"].sum(), hospitals["beds_total"].sum())
-    icu = _share(hospitals["icu_occupied"].sum(), hospitals["icu_total"].sum())
-    alerts = q.active_alert_count(store)
-    incidence = week_now / population * 100_000 if population else None
-    positivity = positive / tested if tested else None
-
-    day_text, day_status = _change(day_now, day_before)
-    week_text, week_status = _change(week_now, week_before)
-    return (
-        Kpi("cases_24h", "New cases (24 h)", day_now, f"{day_now:,}", f"{day_text} (same day)", day_status,
-            "case_count"),
-        Kpi("cases_7d", "New cases (7 d)", week_now, f"{week_now:,}", week_text, week_status, "case_count"),
-        Kpi("incidence_7d", "7-day incidence /100k", incidence,
-            "–" if incidence is None else f"{incidence:,.1f}", f"population {population:,}",
-            "neutral" if incidence is None else "bad" if incidence >= 100 else "warn" if incidence >= 50 else "ok",
-            "case_count, city_population"),
-        Kpi("positivity_7d", "Test positivity (7 d)", positivity,
-            "–" if positivity is None else f"{positivity:.1%}", f"{positive:,} of {tested:,} tests",
-            "neutral" if positivity is None else "bad" if positivity >= 0.10 else "warn" if positivity >= 0.05
-            else "ok", "test_totals"),
-        Kpi("bed_occupancy", "Hospital bed occupancy", beds, "–" if beds is None else f"{beds:.0%}",
-            f"{int(hospitals['beds_occupied'].sum()):,} of {int(hospitals['beds_total'].sum()):,} beds",
-            _occupancy_status(beds), "latest_capacity"),
-        Kpi("icu_occupancy", "ICU occupancy", icu, "–" if icu is None else f"{icu:.0%}",
-            f"{int(hospitals['icu_occupied'].sum()):,} of {int(hospitals['icu_total'].sum()):,} ICU beds",
-            _occupancy_status(icu), "latest_capacity"),
-        Kpi("active_alerts", "Active alerts", alerts, f"{alerts:,}", "open, not acknowledged",
-            "bad" if alerts else "ok", "active_alert_count"),
-    )
-
-
-def compute_trend(store: Store, as_of: date, tz: str, days: int = TREND_DAYS) -> pd.DataFrame:
-    """Daily series for the last ``days`` days (or since the first case, if later)."""
-    first = q.first_case_date(store)
-    start = max(as_of - timedelta(days=days - 1), first) if first else as_of - timedelta(days=days - 1)
-    cases = q.daily_cases(store, start, as_of)
-    adm = q.daily_admissions(store, start, as_of)
-    occ = q.daily_hospital_census(store, start, as_of, tz)
-    trend = cases.merge(adm, on="day", how="left").merge(occ, on="day", how="left")
-    trend["cases_7d_avg"] = trend["cases"].rolling(7, min_periods=1).mean()
-    trend["bed_occupancy"] = trend["beds_occupied"] / trend["beds_total"]
-    trend["icu_occupancy"] = trend["icu_occupied"] / trend["icu_total"]
-    return trend
-
-
-def overview(store: Store, today: date, tz: str, recent_days: int) -> OverviewData:
-    """Everything the overview page shows, computed from named queries."""
-    as_of = as_of_date(store, today)
-    return OverviewData(
-        as_of=as_of,
-        kpis=compute_kpis(store, as_of),
-        case_cells=q.case_counts_by_cell(store, *q.window(as_of, recent_days)),
-        trend=compute_trend(store, as_of, tz),
-        freshness=q.ingest_freshness(store),
-        rejected_total=q.quarantine_count(store),
-        rejected_by_reason=q.quarantine_by_reason(store),
-    )
+def overview(store: Store, settings: Settings, principal: Principal, now: datetime | None = None) -> OverviewData:
+    """Everything the overview page shows, for this principal."""
+    freshness, rejected = q.ingest_freshness(store), q.quarantine_by_reason(store)
+    total_rejected = q.quarantine_count(store)
+    try:
+        report = indicator_report(store, settings, principal, now=now)
+    except NoIndicators:
+        return OverviewData(None, (), MapLayer("area", pd.DataFrame(columns=["area_id", "value"]), 0),
+                            pd.DataFrame(), freshness, total_rejected, rejected)
+    week_before = previous_report(store, settings, principal, report, 7)
+    tiles = tuple(_tile(report, key, week_before) for key in TILE_KEYS)
+    first = q.first_counted_case_day(store) or report.day
+    start = max(report.day - timedelta(days=TREND_DAYS - 1), first)
+    trend = daily_view(store, settings, principal, "citywide", start, report.day)
+    return OverviewData(report.day, tiles, map_layer(store, settings, principal, report.day), trend, freshness,
+                        total_rejected, rejected)

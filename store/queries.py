@@ -1,7 +1,8 @@
-"""Named queries: every number a page shows comes from one of these functions.
+"""Named queries shared by several features: areas, cells of recent cases, data freshness, quarantine.
 
-Each takes the Store and typed parameters and returns a DataFrame or a scalar. The SQL lives here
-and nowhere else, so a number on screen traces back as page -> service -> query.
+Each takes the Store and typed parameters and returns a DataFrame or a scalar. The SQL lives in
+store/ and nowhere else, so a number on screen traces back as page -> read model -> query (or
+stored result). Cases are always read through the ``counted_cases`` view (store.definitions).
 """
 from __future__ import annotations
 
@@ -11,100 +12,22 @@ import pandas as pd
 
 from store.store import Store
 
-HOSPITAL_KINDS = ("hospital", "icu", "temporary_hospital")
-# A case counts once confirmed; recovered and deceased cases were confirmed first. Suspected ones
-# are not cases yet (every page uses the same rule so the numbers agree).
-COUNTED = "status <> 'suspected'"
 
-
-def latest_case_date(store: Store) -> date | None:
-    """The most recent reported date of any case (None if there are no cases)."""
-    return store.scalar("SELECT max(reported_date) FROM cases")
-
-
-def first_case_date(store: Store) -> date | None:
-    return store.scalar("SELECT min(reported_date) FROM cases")
+def first_counted_case_day(store: Store) -> date | None:
+    return store.scalar("SELECT min(reported_date) FROM counted_cases")
 
 
 def city_population(store: Store) -> int:
-    """City population: the boundary's if given, else the sum over community areas."""
+    """City population: the boundary's if given, else the sum over the populated areas."""
     boundary = store.scalar("SELECT sum(population) FROM areas WHERE kind = 'boundary'")
     if boundary:
         return int(boundary)
-    return int(store.scalar("SELECT coalesce(sum(population), 0) FROM areas WHERE kind IN ('community','district')"))
+    return int(store.scalar("SELECT coalesce(sum(population), 0) FROM populated_areas"))
 
 
-def case_count(store: Store, start: date, end: date) -> int:
-    """Cases reported in [start, end] (inclusive)."""
-    return int(store.scalar(f"SELECT count(*) FROM cases WHERE reported_date BETWEEN ? AND ? AND {COUNTED}",
-                            [start, end]))
-
-
-def test_totals(store: Store, start: date, end: date) -> tuple[int, int]:
-    """(tested, positive) summed over [start, end]."""
-    tested, positive = store.read_rows(
-        "SELECT coalesce(sum(tested), 0), coalesce(sum(positive), 0) FROM tests WHERE test_date BETWEEN ? AND ?",
-        [start, end])[0]
-    return int(tested), int(positive)
-
-
-def daily_cases(store: Store, start: date, end: date) -> pd.DataFrame:
-    """One row per day in [start, end] (missing days as 0): day, cases."""
-    return store.read(
-        """SELECT d.day::DATE AS day, count(c.case_id) AS cases
-           FROM range(?::DATE, ?::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) AS d(day)
-           LEFT JOIN cases c ON c.reported_date = d.day::DATE AND c.status <> 'suspected'
-           GROUP BY d.day ORDER BY d.day""", [start, end])
-
-
-def daily_admissions(store: Store, start: date, end: date) -> pd.DataFrame:
-    """One row per day: day, admissions (all), icu_admissions."""
-    return store.read(
-        """SELECT d.day::DATE AS day, count(a.admission_id) AS admissions,
-                  count(a.admission_id) FILTER (WHERE a.icu) AS icu_admissions
-           FROM range(?::DATE, ?::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) AS d(day)
-           LEFT JOIN admissions a ON a.admitted_on = d.day::DATE
-           GROUP BY d.day ORDER BY d.day""", [start, end])
-
-
-def daily_hospital_census(store: Store, start: date, end: date, tz: str) -> pd.DataFrame:
-    """day, beds_total, beds_occupied, beds_covid, icu_total, icu_occupied, hospitals: per day the sum over
-    hospitals of each one's last report that day (in the city's time zone)."""
-    return store.read(
-        f"""WITH last AS (
-              SELECT r.*, (r.reported_at AT TIME ZONE ?)::DATE AS day,
-                     row_number() OVER (PARTITION BY r.facility_id, (r.reported_at AT TIME ZONE ?)::DATE
-                                        ORDER BY r.reported_at DESC) AS rn
-              FROM capacity_reports r JOIN facilities f USING (facility_id)
-              WHERE f.kind IN {HOSPITAL_KINDS})
-            SELECT day, sum(beds_total) AS beds_total, sum(beds_occupied) AS beds_occupied,
-                   sum(covid_patients) AS beds_covid, sum(icu_total) AS icu_total,
-                   sum(icu_occupied) AS icu_occupied, count(*) AS hospitals
-            FROM last WHERE rn = 1 AND day BETWEEN ? AND ? GROUP BY day ORDER BY day""",
-        [tz, tz, start, end])
-
-
-def latest_capacity(store: Store) -> pd.DataFrame:
-    """Each facility's most recent capacity report, with its kind and name."""
-    return store.read(
-        """SELECT f.facility_id, f.name, f.kind, r.reported_at, r.beds_total, r.beds_occupied,
-                  r.icu_total, r.icu_occupied, r.ventilators_total, r.ventilators_in_use, r.covid_patients
-           FROM facilities f
-           LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY facility_id ORDER BY reported_at DESC) AS rn
-                      FROM capacity_reports) r ON r.facility_id = f.facility_id AND r.rn = 1
-           ORDER BY f.facility_id""")
-
-
-def active_alert_count(store: Store) -> int:
-    return int(store.scalar("SELECT count(*) FROM alerts WHERE status = 'active'"))
-
-
-def case_counts_by_cell(store: Store, start: date, end: date) -> pd.DataFrame:
-    """h3_cell, cases: located cases reported in [start, end], per H3 cell."""
-    return store.read(
-        """SELECT h3_cell, count(*) AS cases FROM cases
-           WHERE reported_date BETWEEN ? AND ? AND h3_cell IS NOT NULL AND status <> 'suspected'
-           GROUP BY h3_cell ORDER BY cases DESC""", [start, end])
+def populated_area_list(store: Store) -> pd.DataFrame:
+    """area_id, name, population (0 when unknown) of the populated areas, by name."""
+    return store.read("SELECT area_id, name, coalesce(population, 0) AS population FROM populated_areas ORDER BY name")
 
 
 def areas(store: Store, kinds: tuple[str, ...]) -> pd.DataFrame:
@@ -113,6 +36,33 @@ def areas(store: Store, kinds: tuple[str, ...]) -> pd.DataFrame:
     return store.read(
         f"SELECT area_id, name, kind, population, geometry FROM areas WHERE kind IN ({marks}) ORDER BY area_id",
         list(kinds))
+
+
+def area_table(store: Store) -> pd.DataFrame:
+    """area_id, name, kind, population, centroid_lat, centroid_lng of every area (no geometry)."""
+    return store.read("SELECT area_id, name, kind, population, centroid_lat, centroid_lng FROM areas "
+                      "ORDER BY kind, area_id")
+
+
+def areas_version(store: Store) -> str:
+    """Changes whenever an area is added or re-ingested (a cache key for shapes and per-cell populations)."""
+    return str(store.scalar("SELECT count(*) || '/' || coalesce(max(ingested_at)::VARCHAR, '') FROM areas"))
+
+
+def case_counts_by_cell(store: Store, start: date, end: date) -> pd.DataFrame:
+    """h3_cell, cases: located counted cases reported in [start, end], per stored H3 cell."""
+    return store.read(
+        """SELECT h3_cell, count(*) AS cases FROM counted_cases
+           WHERE reported_date BETWEEN ? AND ? AND h3_cell IS NOT NULL
+           GROUP BY h3_cell ORDER BY cases DESC""", [start, end])
+
+
+def case_counts_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
+    """area_id, cases: counted cases reported in [start, end] per populated area (0 where none)."""
+    return store.read(
+        """SELECT a.area_id, count(c.case_id) AS cases FROM populated_areas a
+           LEFT JOIN counted_cases c ON c.area_id = a.area_id AND c.reported_date BETWEEN ? AND ?
+           GROUP BY a.area_id ORDER BY a.area_id""", [start, end])
 
 
 def ingest_freshness(store: Store) -> pd.DataFrame:

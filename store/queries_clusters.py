@@ -14,23 +14,20 @@ import pandas as pd
 
 from store.store import Store
 
-# Areas whose populations partition the city (the boundary would count everyone twice).
-POPULATION_AREA_KINDS = ("community", "district")
-
-
 # ---- scan inputs -------------------------------------------------------------------------------
 def case_counts_by_cell_day(store: Store, start: date, end: date) -> pd.DataFrame:
-    """h3_cell, day, cases: cases with a stored cell reported in [start, end], per cell and day."""
+    """h3_cell, day, cases: counted cases with a stored cell reported in [start, end], per cell and day."""
     return store.read(
-        """SELECT h3_cell, reported_date AS day, count(*)::BIGINT AS cases FROM cases
+        """SELECT h3_cell, reported_date AS day, count(*)::BIGINT AS cases FROM counted_cases
            WHERE reported_date BETWEEN ? AND ? AND h3_cell IS NOT NULL
            GROUP BY ALL ORDER BY day, h3_cell""", [start, end])
 
 
 def case_points_by_day(store: Store, start: date, end: date) -> pd.DataFrame:
-    """lat, lng, h3_cell, day, cases: cases per stored point and day (for grids finer than the stored cells)."""
+    """lat, lng, h3_cell, day, cases: counted cases per stored point and day (for grids finer than the
+    stored cells)."""
     return store.read(
-        """SELECT lat, lng, h3_cell, reported_date AS day, count(*)::BIGINT AS cases FROM cases
+        """SELECT lat, lng, h3_cell, reported_date AS day, count(*)::BIGINT AS cases FROM counted_cases
            WHERE reported_date BETWEEN ? AND ? AND (h3_cell IS NOT NULL OR lat IS NOT NULL)
            GROUP BY ALL ORDER BY day""", [start, end])
 
@@ -45,16 +42,8 @@ def test_counts_by_unit_day(store: Store, start: date, end: date) -> pd.DataFram
 
 def population_areas(store: Store) -> pd.DataFrame:
     """area_id, name, kind, population, geometry of the areas that carry the city's population."""
-    marks = ", ".join("?" for _ in POPULATION_AREA_KINDS)
-    return store.read(
-        f"""SELECT area_id, name, kind, population, geometry FROM areas
-            WHERE kind IN ({marks}) AND population IS NOT NULL ORDER BY area_id""",
-        list(POPULATION_AREA_KINDS))
-
-
-def areas_version(store: Store) -> str:
-    """Changes whenever an area is added or re-ingested (a cache key for per-cell populations)."""
-    return str(store.scalar("SELECT count(*) || '/' || coalesce(max(ingested_at)::VARCHAR, '') FROM areas"))
+    return store.read("""SELECT area_id, name, kind, population, geometry FROM populated_areas
+                         WHERE population IS NOT NULL ORDER BY area_id""")
 
 
 # ---- runs and clusters -------------------------------------------------------------------------

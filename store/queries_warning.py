@@ -1,9 +1,9 @@
 """Named queries and write jobs of the early-warning feature (tables in store/schema_warning.py).
 
-Reads take the Store and typed parameters and return DataFrames (one row per area and day, missing
-days left out: the service completes the calendar, because counts and censuses complete differently).
-Writes are functions of a DuckDB connection, run by ``Store.submit`` in the writer thread, so that a
-whole run of the job (indicators, levels, alarms, alerts, forecasts) commits in one transaction.
+Reads take the Store and typed parameters and return DataFrames or dicts. Writes are functions of a
+DuckDB connection, run by ``Store.submit`` in the writer thread, so that a whole run of the job
+(levels, alarms, alerts, forecasts, capacity outlook) commits in one transaction. The job's inputs
+(daily series, indicators, R(t)) are in store/queries_indicators.py.
 """
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from store import queries
 from store.store import Store
 
-# Areas that have a population and to which cases are attributed (see ingest: the community locator).
-POPULATED_AREA_KINDS = ("community", "district")
 ALERT_OPEN_STATES = ("active", "acknowledged")
 
 
@@ -73,91 +70,7 @@ class ForecastRun:
     r_std: float | None
     admission_share: float | None
     icu_share: float | None
-    beds_capacity: float | None = None
-    beds_threshold: float | None = None
-    beds_days_median: int | None = None
-    beds_days_upper: int | None = None
-    icu_capacity: float | None = None
-    icu_threshold: float | None = None
-    icu_days_median: int | None = None
-    icu_days_upper: int | None = None
-    capacity_trigger: bool | None = None
     note: str = ""
-
-
-# ---- inputs: daily series ------------------------------------------------------------------------
-def populated_areas(store: Store) -> pd.DataFrame:
-    """area_id, name, population of the areas cases are attributed to, by name."""
-    marks = ", ".join("?" for _ in POPULATED_AREA_KINDS)
-    return store.read(
-        f"""SELECT area_id, name, coalesce(population, 0) AS population FROM areas
-            WHERE kind IN ({marks}) ORDER BY name""", list(POPULATED_AREA_KINDS))
-
-
-def daily_cases_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
-    """area_id (NULL = not located in an area), day, cases, imported: reported cases per area and day."""
-    return store.read(
-        """SELECT area_id, reported_date AS day, count(*) AS cases,
-                  count(*) FILTER (WHERE imported) AS imported
-           FROM cases WHERE reported_date BETWEEN ? AND ? AND status <> 'suspected'
-           GROUP BY ALL ORDER BY day""", [start, end])
-
-
-def daily_tests_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
-    """area_id (NULL for tests reported per H3 cell only), day, tested, positive."""
-    return store.read(
-        """SELECT area_id, test_date AS day, sum(tested)::BIGINT AS tested, sum(positive)::BIGINT AS positive
-           FROM tests WHERE test_date BETWEEN ? AND ? GROUP BY ALL ORDER BY day""", [start, end])
-
-
-def daily_admissions_by_area(store: Store, start: date, end: date) -> pd.DataFrame:
-    """area_id, day, admissions, icu_admissions: by the patient's area when the case is known, else the
-    hospital's (CDC counts admissions of residents; a hospital's area is the best guess without a case)."""
-    return store.read(
-        """SELECT coalesce(c.area_id, f.area_id) AS area_id, a.admitted_on AS day,
-                  count(*) AS admissions, count(*) FILTER (WHERE a.icu) AS icu_admissions
-           FROM admissions a LEFT JOIN cases c USING (case_id) LEFT JOIN facilities f USING (facility_id)
-           WHERE a.admitted_on BETWEEN ? AND ? GROUP BY ALL ORDER BY day""", [start, end])
-
-
-# The census is shared with the overview: one definition in store.queries.
-daily_hospital_census = queries.daily_hospital_census
-
-
-def daily_sensor_means(store: Store, sensor_kind: str, metric: str, start: date, end: date, tz: str,
-                       log_scale: bool = False) -> pd.DataFrame:
-    """area_id, sensor_id, day, value: each sensor's mean ``metric`` reading per day (city time zone).
-
-    ``log_scale`` averages ln(value) over positive readings instead (concentrations such as wastewater
-    copies/L vary over orders of magnitude, so they are averaged as logarithms: a geometric mean). Days on
-    which a sensor did not report are absent: a silent sensor is not a quiet one.
-    """
-    measure = "avg(ln(r.value))" if log_scale else "avg(r.value)"
-    positive = "AND r.value > 0" if log_scale else ""
-    return store.read(
-        f"""SELECT s.area_id, r.sensor_id, (r.ts AT TIME ZONE ?)::DATE AS day, {measure} AS value
-            FROM readings r JOIN sensors s USING (sensor_id)
-            WHERE s.kind = ? AND r.metric = ? {positive} AND (r.ts AT TIME ZONE ?)::DATE BETWEEN ? AND ?
-            GROUP BY ALL ORDER BY day""", [tz, sensor_kind, metric, tz, start, end])
-
-
-def admission_delay_and_stay(store: Store, start: date, end: date) -> pd.DataFrame:
-    """icu, admissions, linked, lag_median, discharged, los_mean, los_std over admissions in [start, end].
-
-    lag: days from the case's report to admission (cases linked by case_id); los: days from admission to
-    discharge of those already discharged.
-    """
-    return store.read(
-        """SELECT a.icu, count(*) AS admissions, count(c.case_id) AS linked,
-                  median(a.admitted_on - c.reported_date) FILTER (WHERE a.admitted_on >= c.reported_date)
-                      AS lag_median,
-                  count(a.discharged_on) AS discharged,
-                  avg(a.discharged_on - a.admitted_on) FILTER (WHERE a.discharged_on >= a.admitted_on)
-                      AS los_mean,
-                  stddev_samp(a.discharged_on - a.admitted_on) FILTER (WHERE a.discharged_on >= a.admitted_on)
-                      AS los_std
-           FROM admissions a LEFT JOIN cases c USING (case_id)
-           WHERE a.admitted_on BETWEEN ? AND ? GROUP BY a.icu ORDER BY a.icu""", [start, end])
 
 
 # ---- stored results: reads -----------------------------------------------------------------------
@@ -173,16 +86,6 @@ def rulebook_choices(store: Store, limit: int = 20) -> pd.DataFrame:
     return store.read(
         """SELECT choice_id, chosen_at, chosen_by, rulebook_id, rulebook_version, previous_rulebook_id,
                   previous_rulebook_version FROM ew_rulebook_choices ORDER BY choice_id DESC LIMIT ?""", [limit])
-
-
-def latest_indicator_day(store: Store) -> date | None:
-    return store.scalar("SELECT max(as_of) FROM ew_indicators")
-
-
-def indicator_values(store: Store, as_of: date) -> pd.DataFrame:
-    """area_id, indicator, value stored by the job for ``as_of``."""
-    return store.read(
-        "SELECT area_id, indicator, value FROM ew_indicators WHERE as_of = ? ORDER BY area_id, indicator", [as_of])
 
 
 def area_levels(store: Store) -> pd.DataFrame:
@@ -237,22 +140,6 @@ def insert_rulebook_choice(con, chosen_at: datetime, chosen_by: str, rulebook_id
         [chosen_at, chosen_by, rulebook_id, rulebook_version,
          previous[0] if previous else None, previous[1] if previous else None]).fetchone()
     return int(row[0])
-
-
-def replace_indicators(con, as_of: date, values: pd.DataFrame, computed_at: datetime) -> int:
-    """Replace the stored indicators of ``as_of`` with ``values`` (area_id, indicator, value)."""
-    con.execute("DELETE FROM ew_indicators WHERE as_of = ?", [as_of])
-    if values.empty:
-        return 0
-    frame = values[["area_id", "indicator", "value"]].copy()
-    frame["value"] = frame["value"].astype(float)
-    con.register("ew_indicators_in", frame)
-    try:
-        con.execute("""INSERT INTO ew_indicators SELECT ?, area_id, indicator,
-                       CASE WHEN isfinite(value) THEN value END, ? FROM ew_indicators_in""", [as_of, computed_at])
-    finally:
-        con.unregister("ew_indicators_in")
-    return len(frame)
 
 
 def store_levels(con, as_of: date, levels: Sequence[AreaLevel], assessed_at: datetime,
@@ -372,11 +259,10 @@ def replace_forecast(con, run: ForecastRun, bands: pd.DataFrame, computed_at: da
     con.execute("DELETE FROM ew_forecast_runs WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
     con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
     con.execute(
-        """INSERT INTO ew_forecast_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        """INSERT INTO ew_forecast_runs (as_of, area_id, computed_at, horizon_days, r_mean, r_std, admission_share,
+               icu_share, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [run.as_of, run.area_id, computed_at, run.horizon_days, run.r_mean, run.r_std, run.admission_share,
-         run.icu_share, run.beds_capacity, run.beds_threshold, run.beds_days_median, run.beds_days_upper,
-         run.icu_capacity, run.icu_threshold, run.icu_days_median, run.icu_days_upper, run.capacity_trigger,
-         run.note])
+         run.icu_share, run.note])
     if bands.empty:
         return
     frame = bands[["series", "day", "mean", "median", "q05", "q95"]].copy()

@@ -119,9 +119,12 @@ DDL: tuple[str, ...] = (
 
 
 def all_ddl() -> tuple[str, ...]:
-    """Core tables first, then each feature's own (kept in their own modules so features stay separate)."""
-    from store import schema_access, schema_capacity, schema_clusters, schema_warning
-    return DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
+    """Core tables first, then each feature's own (kept in their own modules so features stay separate),
+    then the views of store.definitions over them."""
+    from store import (definitions, schema_access, schema_capacity, schema_clusters, schema_indicators,
+                       schema_tokens, schema_warning)
+    return (DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
+            + schema_tokens.DDL + schema_indicators.DDL + definitions.VIEWS)
 
 
 def apply_schema(con) -> None:

@@ -138,7 +138,26 @@ def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = No
     port = free_port()
     cfg["server"]["port"] = port
     cfg["wall"]["refresh_s"] = refresh_s
+    # The indicators job reruns only when its inputs changed; checking often lets a dropped file show fast.
+    cfg.setdefault("indicators", {})["run_every_s"] = 5
     for name, values in (sections or {}).items():
         cfg.setdefault(name, {}).update(values)
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     return ServerProcess(folder / "config.yaml", port, folder / "server.log")
+
+
+def api_json(driver, path: str) -> dict:
+    """GET ``path`` from the page's own origin with the browser's session, parsed as JSON."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.json()).then(done)"
+        ".catch(e => done({error: String(e)}));", path)
+
+
+def page_indicators(driver) -> dict[str, tuple[str, str]]:
+    """{key: (data-value, printed text)} of every element on the page carrying data-indicator."""
+    return driver.execute_script(
+        "const out = {}; document.querySelectorAll('[data-indicator]').forEach(e => {"
+        "  const v = e.querySelector('.kpi-value'); "
+        "  out[e.getAttribute('data-indicator')] = [e.getAttribute('data-value'), v ? v.innerText : null]; });"
+        "return out;")

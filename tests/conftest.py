@@ -26,6 +26,9 @@ def write_config(folder: Path, **sections) -> Path:
     base["ingest"]["inbox"] = str(folder / "inbox")
     base["demo"]["workdir"] = str(folder / "demo")
     base["mqtt"]["mode"] = "off"
+    # The project's rulebooks, wherever the test's config file lives.
+    base["clusters"]["zone_rulebook"] = str(ROOT / base["clusters"]["zone_rulebook"])
+    base["early_warning"]["rulebooks"] = [str(ROOT / p) for p in base["early_warning"]["rulebooks"]]
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     path = folder / "config.yaml"
@@ -49,6 +52,28 @@ def demo_city(tmp_path_factory):
     settings = load_settings(write_config(folder))
     dsettings, manifest = build_demo(settings, seed=11, days=40)
     return dsettings, manifest
+
+
+@pytest.fixture(scope="session")
+def computed_city(demo_city, tmp_path_factory):
+    """A copy of the demo city's database with the indicators and early-warning jobs run on it, as a
+    serving instance would have them: (settings pointing at the copy, manifest, today)."""
+    import shutil
+
+    from jobs import early_warning, indicators
+    from jobs.scheduler import today_in
+    from store import Store
+
+    dsettings, manifest = demo_city
+    folder = tmp_path_factory.mktemp("computed_city")
+    db = folder / "pheoc.duckdb"
+    shutil.copy(dsettings.path(dsettings.store.path), db)
+    settings = dsettings.with_overrides(store=dsettings.store.model_copy(update={"path": db}))
+    today = today_in(settings.city.timezone)
+    with Store(db) as store:
+        assert indicators.run(store, settings, today)["status"] == "computed"
+        assert early_warning.run(store, settings, today)["status"] == "computed"
+    return settings, manifest, today
 
 
 @pytest.fixture(scope="session")

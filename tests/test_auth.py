@@ -1,12 +1,14 @@
-"""Logins, sessions and lockout through the real Flask app on a real DuckDB file.
+"""Logins, sessions and login back-off through the real Flask app on a real DuckDB file.
 
 Covers: argon2id hashes; cookie flags; session rotation at login; revocation by logout, disable and
-password reset; idle and absolute time-outs (timer refreshes are not activity); lockout per account
-and per client address with identical failure responses (one argon2 verification per attempt);
-login rate limit and CSRF; safe redirects; /healthz and the public overview without a login.
+password reset; idle and absolute time-outs (timer refreshes are not activity); exponential back-off
+per account name, device cookies that exempt a browser from its user's back-off, and the limit per
+client address, with identical failure responses (one argon2 verification per attempt); login rate
+limit and CSRF; safe redirects; HSTS over TLS; /healthz and the public overview without a login.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -35,7 +37,7 @@ class Clock:
 @pytest.fixture
 def make_app(settings_factory):
     """Build the real app on an empty database with the given auth settings; users: op, exec, admin, dm."""
-    opened = []
+    opened, services = [], []
 
     def make(**auth):
         from app import create_app
@@ -52,8 +54,11 @@ def make_app(settings_factory):
         for name, role in (("op", "operator"), ("exec", "executive"), ("admin", "admin"), ("dm", "data_manager")):
             add_user(store, svc.passwords, name, role, TEST_PASSWORD, actor="test")
         app.server.test_client().get("/healthz")  # first request: Dash registers its callbacks
+        services.append(svc)
         return app, store, svc, clock
     yield make
+    for svc in services:  # the access service writes what it holds before its store closes
+        svc.stop()
     for store in opened:
         store.close()
 
@@ -118,6 +123,20 @@ def test_secure_flag_follows_config_and_tls(make_app, mode, url, headers, proxie
     response = sign_in_client(client, "op", base_url=url, headers=headers)
     assert response.status_code == 303
     assert ("; Secure" in _session_cookie(response)) is secure
+
+
+@pytest.mark.parametrize("url, headers, proxies, hsts", [
+    ("http://localhost", {}, 0, False),                               # browsers ignore HSTS on plain HTTP
+    ("https://localhost", {}, 0, True),
+    ("http://localhost", {"X-Forwarded-Proto": "https"}, 0, False),   # untrusted header ignored
+    ("http://localhost", {"X-Forwarded-Proto": "https"}, 1, True),    # behind one TLS proxy
+])
+def test_hsts_only_over_tls(make_app, url, headers, proxies, hsts):
+    app, *_ = make_app(trusted_proxies=proxies)
+    client = app.server.test_client()
+    for path in ("/healthz", "/", "/login", "/rejected"):
+        response = client.get(path, base_url=url, headers=headers)
+        assert response.headers.get("Strict-Transport-Security") == ("max-age=31536000" if hsts else None), path
 
 
 def test_logout_disable_and_password_reset_revoke_sessions_at_once(make_app):
@@ -210,13 +229,13 @@ def test_failures_are_identical_and_cost_one_verification_each(make_app):
     client = app.server.test_client()
     set_disabled(store, "exec", True, actor="test")
     for _ in range(3):
-        _failure(client, "admin", "wrong password here")  # lock admin
+        _failure(client, "admin", "wrong password here")  # admin's attempts must now wait
     before = svc.passwords.verifications
     outcomes = {
         "unknown user": _failure(client, "nobody-at-all", "whatever password"),
         "wrong password": _failure(client, "op", "wrong password here"),
         "disabled user": _failure(client, "exec", TEST_PASSWORD),
-        "locked account, right password": _failure(client, "admin", TEST_PASSWORD),
+        "name waiting, right password": _failure(client, "admin", TEST_PASSWORD),
     }
     assert svc.passwords.verifications - before == len(outcomes)
     assert {status for status, _ in outcomes.values()} == {200}
@@ -225,28 +244,175 @@ def test_failures_are_identical_and_cost_one_verification_each(make_app):
     assert b"Sign-in failed" in bodies.pop()
 
 
-def test_account_lockout_lifts_after_the_window_and_is_not_extended(make_app):
-    app, store, svc, clock = make_app(lockout_failures=3, lockout_window_s=900)
+def _device_cookie(response) -> str:
+    for header in response.headers.get_all("Set-Cookie"):
+        if header.startswith("pheoc_device="):
+            return header
+    raise AssertionError("no device cookie set")
+
+
+def test_backoff_doubles_per_failure_up_to_its_cap():
+    from auth.login import backoff_s
+    from settings import AuthConfig
+    cfg = AuthConfig(lockout_failures=3, lockout_backoff_s=10, lockout_backoff_max_s=80)
+    assert [backoff_s(cfg, n) for n in range(9)] == [0, 0, 0, 10, 20, 40, 80, 80, 80]
+    assert backoff_s(cfg, 10_000) == 80  # no overflow, still the cap
+
+
+def test_failures_on_a_name_make_it_wait_and_attempts_during_a_wait_do_not_lengthen_it(make_app):
+    app, store, svc, clock = make_app(lockout_failures=3, lockout_backoff_s=10, lockout_backoff_max_s=80,
+                                      lockout_window_s=900, address_lockout_failures=1000,
+                                      login_rate_per_min=1000)
     client = app.server.test_client()
     for _ in range(3):
         _failure(client, "op", "not the password")
-    _failure(client, "op", TEST_PASSWORD)  # locked: the right password is refused too
+    clock.advance(9)
+    _failure(client, "op", TEST_PASSWORD)  # within the 10 s wait: the right password is refused too
     other = _client(app, "10.9.9.9")
-    assert sign_in_client(other, "dm").status_code == 303  # other accounts are unaffected
-    clock.advance(600)
-    _failure(client, "op", "still guessing")  # attempts while locked...
-    clock.advance(301)
-    assert sign_in_client(client, "op").status_code == 303  # ...do not extend the lock
+    assert sign_in_client(other, "dm").status_code == 303  # other names are unaffected
+    clock.advance(1)  # 10 s after the third failure; the refused attempt did not restart the wait
+    _failure(client, "op", "fourth wrong password")  # the 4th failure: the wait doubles to 20 s
+    clock.advance(19)
+    _failure(client, "op", TEST_PASSWORD)
+    clock.advance(1)
+    _failure(client, "op", "fifth wrong password")  # 40 s
+    clock.advance(40)
+    _failure(client, "op", "sixth wrong password")  # 80 s, the cap
+    clock.advance(80)
+    _failure(client, "op", "seventh wrong password")  # still 80 s: an attacker gets one guess per cap
+    clock.advance(79)
+    _failure(client, "op", TEST_PASSWORD)
+    clock.advance(1)
+    assert sign_in_client(client, "op").status_code == 303  # the real user gets in once the wait is over
+    from store import queries_access as qa
+    reasons = [json.loads(r.detail)["reason"] for r in qa.audit_tail(store, 30, action="login_failed")]
+    assert reasons.count("backoff") == 3 and reasons.count("wrong_password") == 7
+
+
+def test_a_browser_that_signed_in_before_skips_the_back_off_an_attacker_causes(make_app):
+    app, store, svc, clock = make_app(lockout_failures=3, lockout_backoff_s=30, lockout_backoff_max_s=120,
+                                      lockout_window_s=900, address_lockout_failures=1000, device_trust_days=30,
+                                      login_rate_per_min=1000)
+    colleague = _client(app, "198.51.100.20")
+    first = sign_in_client(colleague, "op")
+    cookie = _device_cookie(first)
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/login" in cookie
+    assert f"Max-Age={30 * 86_400}" in cookie
+    assert colleague.get("/logout").status_code == 200  # device trust outlives the session
+    attacker = _client(app, "203.0.113.7")
+    new_browser = _client(app, "198.51.100.21")
+    clock.advance(1)  # failures count after the latest success
+    for round_ in range(10):  # the attacker keeps op's name waiting, round after round
+        for _ in range(3):  # (op's sign-in below ends the run of failures, so it takes three again)
+            _failure(attacker, "op", f"guess {round_}")
+        _failure(new_browser, "op", TEST_PASSWORD)  # a browser op never used must wait ...
+        assert sign_in_client(colleague, "op").status_code == 303  # ... op's own browser need not
+        colleague.get("/logout")
+        clock.advance(60)
+    # The device cookie is for op only: it does not lift the wait on another name.
+    for _ in range(3):
+        _failure(attacker, "dm", "guess")
+    _failure(colleague, "dm", TEST_PASSWORD)
+    # One browser remembers several users (a shared command-centre PC).
+    clock.advance(120)
+    assert sign_in_client(colleague, "dm").status_code == 303
+    clock.advance(1)
+    for _ in range(3):
+        _failure(attacker, "op", "guess again")
+    assert sign_in_client(colleague, "op").status_code == 303
+    # A trust lapses after auth.device_trust_days.
+    clock.advance(30 * 86_400)
+    for _ in range(3):
+        _failure(attacker, "op", "a month later")
+    _failure(colleague, "op", TEST_PASSWORD)
+
+
+def test_a_device_cookie_is_no_licence_to_guess(make_app):
+    app, store, svc, clock = make_app(lockout_failures=3, lockout_backoff_s=30, lockout_backoff_max_s=120,
+                                      address_lockout_failures=1000, login_rate_per_min=1000)
+    owner = _client(app, "198.51.100.20")
+    sign_in_client(owner, "op")
+    stolen = owner.get_cookie("pheoc_device", path="/login").value
+    thief = _client(app, "203.0.113.7")
+    thief.set_cookie("pheoc_device", stolen, path="/login")
+    clock.advance(1)
+    for _ in range(3):
+        _failure(thief, "op", "guessing with the cookie")  # the name's failures count as always ...
+    _failure(thief, "op", TEST_PASSWORD)  # ... and after 3 failures the cookie is trusted no more
+    forged = _client(app, "203.0.113.8")
+    forged.set_cookie("pheoc_device", stolen[:-2] + ("AA" if not stolen.endswith("AA") else "BB"), path="/login")
+    _failure(forged, "op", TEST_PASSWORD)  # an altered signature is not trusted
+    clock.advance(120)
+    assert sign_in_client(thief, "op").status_code == 303  # only the wait's length, as for any browser
+
+
+def test_device_cookies_outlive_a_restart_only_with_the_configured_key(settings_factory, monkeypatch):
+    from app import create_app
+    from auth.users import add_user
+    from store import Store
+
+    settings = settings_factory(auth={**FAST_AUTH, "lockout_failures": 1, "lockout_backoff_s": 60,
+                                      "lockout_backoff_max_s": 60})
+    with Store(settings.path(settings.store.path)) as store:
+        def start(key: str | None):
+            """A fresh app on the same database, as after a restart, with server.secret_key_env's variable."""
+            if key is None:
+                monkeypatch.delenv("PHEOC_SECRET_KEY", raising=False)
+            else:
+                monkeypatch.setenv("PHEOC_SECRET_KEY", key)
+            app = create_app(settings, store)
+            app.server.test_client().get("/healthz")
+            return app
+
+        key = "k" * 32
+        app = start(key)
+        svc = app.server.extensions["pheoc.auth"]
+        add_user(store, svc.passwords, "op", "operator", TEST_PASSWORD, actor="test")
+        browser = _client(app, "198.51.100.20")
+        assert sign_in_client(browser, "op").status_code == 303
+        cookie = browser.get_cookie("pheoc_device", path="/login").value
+        svc.stop()
+        trusted = []
+        for restart_key in (key, "other" * 7, None):
+            app = start(restart_key)
+            _failure(_client(app, "203.0.113.7"), "op", "an attacker's guess")  # op must now wait 60 s
+            again = _client(app, "198.51.100.20")
+            again.set_cookie("pheoc_device", cookie, path="/login")
+            trusted.append(sign_in_client(again, "op").status_code == 303)
+            app.server.extensions["pheoc.auth"].stop()
+        # The same key: still trusted. Another key, or none (a new random one per start): not.
+        assert trusted == [True, False, False]
+
+
+def test_auth_and_server_settings_are_checked_with_their_key(settings_factory, monkeypatch):
+    from app import create_app
+    from settings import ConfigError
+    from store import Store
+    for auth, key in (({"lockout_backoff_s": 200, "lockout_backoff_max_s": 100}, "auth.lockout_backoff_s"),
+                      ({"lockout_backoff_max_s": 1000, "lockout_window_s": 900}, "auth.lockout_backoff_max_s"),
+                      ({"device_trust_days": 0}, "device_trust_days")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            settings_factory(auth={**FAST_AUTH, **auth})
+    monkeypatch.setenv("PHEOC_SECRET_KEY", "too short")
+    settings = settings_factory(auth=FAST_AUTH)
+    with Store(settings.path(settings.store.path)) as store:
+        with pytest.raises(ConfigError, match=r"server\.secret_key_env.*PHEOC_SECRET_KEY holds 9 characters"):
+            create_app(settings, store)
 
 
 def test_address_lockout_across_names(make_app):
-    app, *_ = make_app(lockout_failures=50, address_lockout_failures=4)
+    app, store, svc, clock = make_app(lockout_failures=50, address_lockout_failures=4, lockout_window_s=900)
     attacker = _client(app, "203.0.113.7")
+    assert sign_in_client(attacker, "dm").status_code == 303  # a device cookie for dm on this browser
+    clock.advance(1)  # failures count after the latest success
     for name in ("alice", "bob", "carol", "dave"):
         _failure(attacker, name, "password1234")
     assert _refused(sign_in_client(attacker, "op"))  # the address is blocked, even for a real user
+    assert _refused(sign_in_client(attacker, "dm"))  # and even for a trusted browser
     colleague = _client(app, "198.51.100.20")
     assert sign_in_client(colleague, "op").status_code == 303
+    clock.advance(901)
+    assert sign_in_client(attacker, "op").status_code == 303  # the block lifts as the failures age out
 
 
 def test_login_rate_limit_and_csrf(make_app):

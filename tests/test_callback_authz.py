@@ -4,10 +4,12 @@ The callbacks are discovered from the app's callback_map after the first request
 collected them), so callbacks that pages add later are covered without editing this test. Inputs
 carry the values the page layouts give them, as the browser would send on first render. Each
 unauthorised call must be HTTP 403 and leave a ``policy_denied`` record naming the caller; each
-authorised call must succeed (200, or 204 when the callback declines to update).
+authorised call must succeed (200, or 204 when the callback declines to update). Every input of
+every callback, given a value of the wrong JSON type, must be HTTP 400 with a JSON body, never 500.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import shutil
@@ -34,7 +36,9 @@ def authz(demo_city, tmp_path_factory):
     db = folder / "pheoc.duckdb"
     shutil.copy(dsettings.path(dsettings.store.path), db)
     settings = dsettings.with_overrides(store=dsettings.store.model_copy(update={"path": db}),
-                                        auth=dsettings.auth.model_copy(update=FAST_AUTH),
+                                        # every role signs in more than once within a minute here
+                                        auth=dsettings.auth.model_copy(update={**FAST_AUTH,
+                                                                               "login_rate_per_min": 1000}),
                                         base_dir=ROOT)  # rulebooks and other relative paths: the project's
     store = Store(db)
     # Dash hands callbacks registered at import time (dash.callback in a non-page module such as
@@ -47,6 +51,7 @@ def authz(demo_city, tmp_path_factory):
         add_user(store, svc.passwords, f"t-{role.replace('_', '-')}", role, TEST_PASSWORD, actor="test")
     assert app.server.test_client().get("/").status_code == 200  # Dash collects callbacks, adds its router
     yield app, store
+    svc.stop()  # pending denial counts reach the log before the store closes
     store.close()
 
 
@@ -251,3 +256,70 @@ def test_the_permission_table_is_complete_and_least_privilege():
     assert table["public"][1] == frozenset({"view_overview"}) and table["public"][0] == "aggregates"
     assert [r.name for r in ROLES if r.detail == "points"] == ["data_manager"]
     assert {r for r, (_, p) in table.items() if "manage_users" in p or "read_audit" in p} == {"admin"}
+
+
+# One value of each JSON type, to put where a callback expects another.
+WRONG_VALUES = ({"$ne": None}, ["a", "list"], "a string", 12345)
+
+
+def _with_value(item, value, dependency: dict):
+    """The request item (each item, for a pattern-matching input) carrying ``value``; one made up if none matched."""
+    if isinstance(item, list):
+        if not item:
+            pattern = json.loads(dependency["id"])
+            concrete = {k: ("x" if isinstance(v, list) else v) for k, v in pattern.items()}
+            return [{"id": concrete, "property": dependency["property"], "value": value}]
+        return [dict(i, value=value) for i in item]
+    return dict(item, value=value)
+
+
+def test_every_callback_refuses_wrong_typed_inputs_with_400(authz):
+    from auth.callback_inputs import expected_types, matches
+    from auth.callbacks import CALLBACK_INPUT_TYPES, CALLBACK_PERMISSIONS
+    from auth.principal import SIGNED_IN_ROLES, role_permissions
+    from auth.web import callback_key
+
+    app, _ = authz
+    clients = {}
+    for role in SIGNED_IN_ROLES:
+        clients[role] = app.server.test_client()
+        assert sign_in_client(clients[role], f"t-{role.replace('_', '-')}").status_code == 303
+    components = _components(app)
+    failures, callbacks, tried = [], 0, 0
+    for key, entry in app.callback_map.items():
+        if "callback" not in entry:
+            continue
+        callbacks += 1
+        router = ROUTER_OUTPUT in key
+        declared = {} if router else CALLBACK_INPUT_TYPES[callback_key(entry["callback"])]
+        # As a role allowed to make the call, so that the type check answers, not a refusal.
+        needed = "view_overview" if router else CALLBACK_PERMISSIONS[callback_key(entry["callback"])]
+        client = clients[next(r for r in SIGNED_IN_ROLES if needed in role_permissions(r))]
+        body = _body(key, entry, components, {"pathname": "/", "search": ""} if router else None)
+        valid = client.post("/_dash-update-component", json=body)
+        assert valid.status_code in (200, 204), f"{key}: the well-typed request failed: {valid.status_code}"
+        wrong_ones = 0
+        for section in ("inputs", "state"):
+            for i, dependency in enumerate(entry.get(section, [])):
+                allowed = expected_types(dependency, declared)
+                assert allowed is not None, f"{key}: {dependency} has no type"
+                sent = body[section][i]
+                # Independently of the declarations: what the layout holds, or a counter, is never an object.
+                if not isinstance(sent, list) and isinstance(sent.get("value"), (str, int, float)):
+                    assert "object" not in allowed, f"{key}: {dependency} would accept an object"
+                if dependency["property"] in ("n_clicks", "n_intervals"):
+                    assert allowed <= {"integer", "null"}, f"{key}: {dependency} is a count"
+                wrong = next(v for v in WRONG_VALUES if not matches(v, allowed))
+                bad = copy.deepcopy(body)
+                bad[section][i] = _with_value(sent, wrong, dependency)
+                response = client.post("/_dash-update-component", json=bad)
+                text = response.get_data(as_text=True)
+                tried += 1
+                wrong_ones += 1
+                if (response.status_code != 400 or response.mimetype != "application/json"
+                        or "Traceback" in text or response.get_json().get("error") != "bad_request"):
+                    failures.append(f"{key} {section}[{i}] {dependency} = {wrong!r}: "
+                                    f"{response.status_code} {text[:200]}")
+        assert wrong_ones, f"{key}: no input to send a wrong type to"
+    assert callbacks >= 2 and tried >= callbacks
+    assert not failures, "\n".join(failures)

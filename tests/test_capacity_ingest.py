@@ -1,5 +1,6 @@
 """Capacity reports by CSV, MQTT and FHIR SANER land in the same table; validation quarantines with
-reason codes; supplies on hand, stale reports, potential sites and the bed projection of the service."""
+reason codes; supplies on hand, stale reports, potential sites and the bed projection, as the jobs store
+them and the read model shows them."""
 from __future__ import annotations
 
 import json
@@ -14,28 +15,23 @@ from ingest.context import ContextProvider
 from ingest.files import FileIngestor
 from ingest.mqtt import MessageBatch
 from ingest.topics import TopicLayout
-from services.capacity import (
-    CITYWIDE,
-    ProjectionUnavailable,
-    area_demand,
-    capacity_view,
-    days_on_hand,
-    facility_rows,
-    facility_trend,
-    potential_site_rows,
-    project_beds,
-    sort_facilities,
-    supply_rows,
-)
+from analytics.capacity import days_on_hand
+from auth.principal import principal_for
+from jobs import early_warning, indicators
+from services.capacity import area_demand, capacity_view, facility_trend, potential_site_rows, sort_facilities
+from services.supplies import supply_rows
 from settings import ConfigError, Settings, parse_settings
 from store import Store
-from store import queries_capacity as qc
+from store import queries_indicators as qi
 from tests.conftest import shared_data
 from tests.mqtt_helpers import *  # noqa: F401,F403  (fixtures: mosquitto, city_store, settings)
 from tests.mqtt_helpers import LAYOUT, capacity, encode, start_ingestor, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = "pheoc/capacity-test"
+# The data manager sees counts at case level: these tests are about the arithmetic, not suppression.
+MANAGER = principal_for("dm", "data_manager")
+CITYWIDE = "citywide"
 
 
 def ts(hours_ago: float) -> str:
@@ -51,6 +47,13 @@ def cap_settings(**capacity) -> Settings:
     return Settings.model_validate({"city": {"name": "Capville", "slug": "capville", "timezone": "UTC"},
                                     "mqtt": {"topic_prefix": PREFIX}, "capacity": capacity,
                                     "early_warning": {"forecast_r_relax_days": None}})
+
+
+def compute(store: Store, settings: Settings) -> None:
+    """The indicators and early-warning jobs, as the scheduler runs them, for today."""
+    store.write("DELETE FROM job_runs")  # a changed setting (not a new record) must still recompute
+    assert indicators.run(store, settings, NOW.date(), now=NOW)["status"] == "computed"
+    early_warning.run(store, settings, NOW.date(), now=NOW)
 
 
 
@@ -116,8 +119,9 @@ def test_csv_mqtt_and_saner_reports_land_in_capacity_reports(capville):
     assert list(rows["beds_occupied"]) == [310, 200, 10]
     assert [s.split(":")[0] for s in rows["source"]] == ["file", "mqtt", "file"]
     assert store.scalar("SELECT reason_code FROM quarantine") == "topic_mismatch"
-    # ... and all three show on the page's read model
-    view = capacity_view(store, settings, NOW)
+    # ... and all three show on the page's read model, once the indicators job has counted them
+    compute(store, settings)
+    view = capacity_view(store, settings, MANAGER, NOW)
     assert set(view.facilities.dropna(subset=["beds_total"])["facility_id"]) == {"H1", "H2", "Q-SANER"}
 
 
@@ -182,21 +186,23 @@ def test_stale_reports_are_flagged_against_the_configured_age(capville):
     settings, store, contexts, files, folder = capville
     _report(store, contexts, "H1", 2, 400, 300, icu_total=30, icu_occupied=29)
     _report(store, contexts, "H2", 30, 250, 100)
-    rows = facility_rows(qc.facility_status(store), NOW, stale_after_hours=26).set_index("facility_id")
+    compute(store, settings)
+    rows = capacity_view(store, settings, MANAGER, NOW).facilities.set_index("facility_id")
     assert not rows.loc["H1", "stale"] and rows.loc["H2", "stale"]
     assert rows.loc["Q1", "stale"] and np.isnan(rows.loc["Q1", "report_age_h"])  # never reported
     assert "S1" not in rows.index  # potential sites have no occupancy to report
     assert rows.loc["H1", "occupancy"] == pytest.approx(0.75) and rows.loc["H1", "free_beds"] == 100
     assert rows.loc["H1", "status"] == "warn" and rows.loc["H1", "icu_free"] == 1
     assert rows.loc["H2", "report_age_h"] == pytest.approx(30, abs=0.01)
-    relaxed = facility_rows(qc.facility_status(store), NOW, stale_after_hours=48).set_index("facility_id")
-    assert not relaxed.loc["H2", "stale"]
-    view = capacity_view(store, cap_settings(stale_after_hours=26), NOW)
-    stale_tile = next(t for t in view.tiles if t.key == "stale_reports")
-    assert (stale_tile.display, stale_tile.status) == ("2", "bad")
+    view = capacity_view(store, settings, MANAGER, NOW)
+    stale_tile = next(t for t in view.tiles if t.figure.key == "facilities_stale")
+    assert (stale_tile.figure.display, stale_tile.status) == ("2", "bad")
     # Hospital totals count only current reports: H2's 30-hour-old report is not today's capacity.
-    beds_tile = next(t for t in view.tiles if t.key == "bed_occupancy")
-    assert beds_tile.detail == "300 of 400 beds"
+    beds_tile = next(t for t in view.tiles if t.figure.key == "bed_occupancy")
+    assert beds_tile.detail == "300 of 400 beds" and beds_tile.figure.value == pytest.approx(0.75)
+    relaxed = cap_settings(stale_after_hours=48)
+    compute(store, relaxed)
+    assert not capacity_view(store, relaxed, MANAGER, NOW).facilities.set_index("facility_id").loc["H2", "stale"]
 
 
 def test_supplies_days_on_hand_and_warning_levels(capville):
@@ -208,15 +214,22 @@ def test_supplies_days_on_hand_and_warning_levels(capville):
            f"H2,{ts(2)},test_kits,100,50,kits\n"  # 2 days: critical below 3
            f"H2,{ts(2)},masks,400,,boxes\n")       # no use reported: no number
     assert files.ingest_file(write(folder, "supplies-today.csv", csv)).result.accepted == 5
-    rows = supply_rows(qc.latest_supplies(store), NOW, warn_days=7, critical_days=3, stale_after_hours=26)
+    rows = supply_rows(store, cap_settings(supplies_warn_days=7, supplies_critical_days=3), NOW)
     got = {(r.facility_id, r.item): (None if np.isnan(r.days_on_hand) else r.days_on_hand, r.status)
            for r in rows.itertuples()}
     assert got == {("H1", "ppe"): (8.0, "ok"), ("H1", "oxygen"): (5.0, "warn"), ("H2", "test_kits"): (2.0, "bad"),
                    ("H2", "masks"): (None, "neutral")}
     assert list(rows["item"][:3]) == ["test_kits", "oxygen", "ppe"]  # the first to run out first
-    stricter = supply_rows(qc.latest_supplies(store), NOW, warn_days=10, critical_days=6, stale_after_hours=26)
+    stricter = supply_rows(store, cap_settings(supplies_warn_days=10, supplies_critical_days=6), NOW)
     assert dict(zip(stricter["item"], stricter["status"]))["ppe"] == "warn"
+    # As the day's figures had them 28 hours ago: only the superseded ppe report existed then.
+    earlier = supply_rows(store, settings, NOW - timedelta(hours=28))
+    assert list(earlier["item"]) == ["ppe"] and earlier["days_on_hand"].iloc[0] == 15.0
     assert np.allclose(days_on_hand([10, 10, 10], [2, 0, None]), [5, np.nan, np.nan], equal_nan=True)
+    # The tile counts the same rows the table lists.
+    compute(store, settings)
+    tiles = {t.figure.key: t for t in capacity_view(store, settings, MANAGER, NOW).tiles}
+    assert tiles["supplies_low"].figure.value == 2 and tiles["supplies_low"].detail == "1 critical"
 
 
 def test_capacity_settings_are_validated():
@@ -228,21 +241,20 @@ def test_capacity_settings_are_validated():
     assert cap_settings(supplies_warn_days=10).capacity.supplies_warn_days == 10
 
 
-def test_potential_sites_next_to_rising_demand():
-    status = pd.DataFrame({"facility_id": ["S1", "S2", "H1"], "name": ["Stadium", "School", "Hosp"],
-                           "kind": ["potential_site", "potential_site", "hospital"], "lat": [2.90, 2.99, 2.9],
-                           "lng": [101.70, 101.79, 101.7], "area_id": ["A", "B", "A"], "area_name": ["A", "B", "A"],
-                           "beds": [800, 100, 400]})
-    growth = pd.DataFrame({"area_id": ["A", "B", "C"], "name": ["A", "B", "C"], "population": [1, 1, 1],
-                           "centroid_lat": [2.90, 2.99, 2.91], "centroid_lng": [101.70, 101.79, 101.71],
-                           "cases_recent": [4, 12, 30], "cases_before": [1, 12, 10]})
-    demand = area_demand(growth, rising_change=0.10)
+def test_potential_sites_next_to_rising_demand(capville):
+    settings, store, *_ = capville
+    table = pd.DataFrame({"area_id": ["A", "B", "C"], "new_cases_7d": [4.0, 12.0, 30.0],
+                          "new_cases_7d__suppressed": [False] * 3, "new_cases_previous_7d": [1.0, 12.0, 10.0],
+                          "new_cases_previous_7d__suppressed": [False] * 3,
+                          "week_over_week_growth": [4.0, 1.0, 3.0]})
+    centroids = pd.DataFrame({"area_id": ["A", "B", "C"], "centroid_lat": [2.95, 2.99, 2.96],
+                              "centroid_lng": [101.70, 101.79, 101.71]})
+    demand = area_demand(table, {"A": "A", "B": "B", "C": "C"}, centroids, rising_change=0.10)
     assert list(demand["rising"]) == [False, False, True]  # A: 4 cases is too few to call; B flat; C tripled
-    sites = potential_site_rows(status, demand).set_index("facility_id")
-    assert list(sites.index) == ["S1", "S2"]  # nearest to rising demand first
+    sites = potential_site_rows(store, demand).set_index("facility_id")
+    assert list(sites.index) == ["S1"]
     assert sites.loc["S1", "nearest_rising_area"] == "C"
     assert sites.loc["S1", "nearest_rising_km"] == pytest.approx(1.56, abs=0.05)
-    assert sites.loc["S2", "area_change"] == 0.0 and not sites.loc["S2", "area_rising"]
 
 
 def test_sorting_keeps_missing_values_last():
@@ -259,56 +271,62 @@ def _growing_cases(days: int = 120, start: float = 20.0, growth: float = 0.04) -
     return pd.Series(np.round(start * np.exp(growth * np.arange(days))), index=index)
 
 
-def test_projection_is_anchored_on_todays_census_and_reaches_full():
-    settings = cap_settings()
-    cases = _growing_cases()
-    proj = project_beds(cases, occupied_now=700, capacity=1000, covid_now=200, settings=settings)
-    assert proj.covid_now == 200
-    # Day 1 of the band starts from today's occupancy (the census carries on; it does not jump).
-    assert abs(proj.band["median"].iloc[0] - 700) < 0.05 * 700
-    assert proj.band["median"].is_monotonic_increasing and (proj.band["q95"] >= proj.band["q05"]).all()
-    assert proj.r_mean > 1
-    assert proj.outlook.days_median is not None and 1 <= proj.outlook.days_median <= settings.capacity.forecast_days
-    assert proj.outlook.days_upper <= proj.outlook.days_median
-    crossing = proj.band["median"].iloc[proj.outlook.days_median - 1]
-    assert crossing >= 0.9 * 1000 > proj.band["median"].iloc[proj.outlook.days_median - 2]
-
-
-def test_projection_declines_to_guess():
-    settings = cap_settings()
-    with pytest.raises(ProjectionUnavailable, match="fewer than"):
-        project_beds(_growing_cases() * 0, occupied_now=600, capacity=1000, covid_now=10, settings=settings)
-    with pytest.raises(ProjectionUnavailable, match="cannot be tied"):
-        project_beds(_growing_cases(), occupied_now=600, capacity=1000, covid_now=None, settings=settings)
-    with pytest.raises(ProjectionUnavailable, match="no bed totals"):
-        project_beds(_growing_cases(), occupied_now=0, capacity=0, covid_now=1, settings=settings)
-
-
-def test_facility_trend_and_days_until_full_per_facility(capville):
-    settings, store, contexts, files, folder = capville
+def _add_cases(store, contexts, cases: pd.Series) -> None:
     b = BatchBuilder("test", "file")
-    cases = _growing_cases(days=60)
     ctx = contexts.get()
     for day, n in cases.items():
         for i in range(int(n)):
             rec = {"case_id": f"C-{day:%Y%m%d}-{i}", "reported_date": f"{day:%Y-%m-%d}", "status": "confirmed"}
             b.add("case", rec, b"", ctx)
     store.write_batch(b.build()).result()
+
+
+def test_projection_is_anchored_on_todays_census_and_reaches_full(capville):
+    settings, store, contexts, files, folder = capville
+    _add_cases(store, contexts, _growing_cases(days=60))
+    _report(store, contexts, "H1", 2, 1000, 700, 200)
+    compute(store, settings)
+    outlook = qi.capacity_outlook(store, NOW.date(), scope="city").set_index("resource").loc["beds"]
+    band = qi.capacity_bands(store, NOW.date(), "city", CITYWIDE, "beds")
+    # Day 1 of the band starts from today's occupancy (the census carries on; it does not jump).
+    assert abs(band["median"].iloc[0] - 700) < 0.05 * 700
+    assert band["median"].is_monotonic_increasing and (band["q95"] >= band["q05"]).all()
+    assert qi.rt_on(store, NOW.date())[CITYWIDE][0] > 1
+    days = int(outlook["days_median"])
+    assert 1 <= days <= settings.early_warning.forecast_days and int(outlook["days_upper"]) <= days
+    assert band["median"].iloc[days - 1] >= 0.9 * 1000 > band["median"].iloc[days - 2]
+
+
+def test_projection_declines_to_guess(capville):
+    settings, store, contexts, files, folder = capville
+    _report(store, contexts, "H1", 2, 1000, 600, 10)
+    compute(store, settings)  # reports, but no cases: R(t) cannot be estimated
+    city = qi.capacity_outlook(store, NOW.date(), scope="city").set_index("resource").loc["beds"]
+    assert not bool(city["projected"]) and "R(t) not estimated" in city["note"]
+    view = capacity_view(store, settings, MANAGER, NOW)
+    days = next(t for t in view.tiles if t.figure.key == "days_to_bed_threshold")
+    assert days.figure.value is None and days.figure.display == "–" and days.detail.startswith("no projection")
+
+
+def test_facility_trend_and_days_until_full_per_facility(capville):
+    settings, store, contexts, files, folder = capville
+    _add_cases(store, contexts, _growing_cases(days=60))
     for h, (occ, covid) in enumerate([(300, 80), (290, 75)]):
         _report(store, contexts, "H1", 2 + 24 * h, 400, occ, covid)
     _report(store, contexts, "H2", 2, 250, 100, 20)
-    view = capacity_view(store, settings, NOW)
-    assert view.projection is not None, view.projection_note
+    compute(store, settings)
+    view = capacity_view(store, settings, MANAGER, NOW)
+    assert view.city_outlook is not None and view.city_outlook.projected, view.city_outlook
     rows = view.facilities.set_index("facility_id")
     # H1 holds 80 % of the COVID-19 patients and is fuller: it fills first.
     assert rows.loc["H1", "days_until_full"] < rows.loc["H2", "days_until_full"]
-    trend = facility_trend(store, settings, "H1", NOW)
+    trend = facility_trend(store, settings, MANAGER, "H1", NOW)
     assert trend.name == "General Hospital" and trend.band is not None
     assert trend.outlook.days_median == rows.loc["H1", "days_until_full"]
     history = trend.history.dropna(subset=["beds_total"])
     occupied = list(history["beds_occupied"].astype(int))
     assert occupied[-1] == 300 and 290 in occupied
-    city = facility_trend(store, settings, CITYWIDE, NOW)
-    assert city.band is view.projection.band
+    city = facility_trend(store, settings, MANAGER, CITYWIDE, NOW)
+    assert city.band["median"].tolist() == view.city_band["median"].tolist()
     assert int(city.history["beds_occupied"].dropna().iloc[-1]) == 400  # 300 + 100 today
-    assert date.fromisoformat(str(view.as_of)) == NOW.date()
+    assert view.as_of == NOW.date()

@@ -22,7 +22,7 @@ from components.capacity import (
     supplies_table,
 )
 from tests.auth_helpers import sign_in_browser
-from tests.browser import city_of, console_errors, external, requested_urls, serve_database_copy
+from tests.browser import api_json, city_of, console_errors, external, requested_urls, serve_database_copy
 from tests.conftest import ROOT, shared_data
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -40,15 +40,16 @@ def _facility_frame() -> pd.DataFrame:
         "days_until_full": [0, np.nan]})
 
 
-def test_table_rows_show_small_counts_as_less_than_k_and_flag_stale():
-    rows = facility_table_rows(_facility_frame(), horizon=28, min_count=5, may_see_small_counts=False)
+def test_table_rows_show_withheld_counts_as_less_than_k_and_flag_stale():
+    withheld = _facility_frame().assign(covid_patients=[np.nan, np.nan], covid_patients__suppressed=[True, False])
+    rows = facility_table_rows(withheld, horizon=28, min_count=5)
     texts = [[str(getattr(td, "children", "")) for td in tr.children] for tr in rows]
     assert "<5" in texts[0][5] and "now" in texts[0][6] and "2 h ago" in texts[0][7]
     assert rows[1].className == "stale" and "never" in texts[1][7]
-    shown = facility_table_rows(_facility_frame(), horizon=28, min_count=5, may_see_small_counts=True)
+    shown = facility_table_rows(_facility_frame(), horizon=28, min_count=5)
     assert str(shown[0].children[5].children) == "3"
-    assert count_text(0, 5, False) == "0" and count_text(None, 5, False) == "–"
-    empty = facility_table_rows(_facility_frame().iloc[0:0], horizon=28, min_count=5, may_see_small_counts=False)
+    assert count_text({"n": 0}, "n", 5) == "0" and count_text({"n": None}, "n", 5) == "–"
+    empty = facility_table_rows(_facility_frame().iloc[0:0], horizon=28, min_count=5)
     assert "No facilities registered" in str(empty[0].children.children)
 
 
@@ -58,7 +59,7 @@ def test_map_sizes_markers_by_beds_and_colours_by_status():
     demand = pd.DataFrame({"area_id": ["X"], "rising": [True]})
     outlines = [{"area_id": "X", "name": "X", "kind": "community", "rings": [[(101.6, 2.8), (101.8, 2.8),
                  (101.8, 3.0), (101.6, 2.8)]], "label_lng": 101.7, "label_lat": 2.9}]
-    fig = facility_map_figure(_facility_frame(), sites, demand, outlines)
+    fig = facility_map_figure(_facility_frame(), sites, demand, outlines, min_count=5)
     names = [t.name for t in fig.data]
     assert {"cases rising (7 d)", "90 % or more occupied", "stale report", "potential site"} <= set(names)
     site = next(t for t in fig.data if t.name == "potential site")
@@ -88,7 +89,7 @@ def test_empty_states_say_what_is_missing():
     assert "No supply reports yet" in str(supplies_table(none, 7))
     sites = pd.DataFrame(columns=["facility_id", "name", "beds", "area_name", "area_change", "area_rising",
                                   "nearest_rising_area", "nearest_rising_km"])
-    text = str(sites_table(sites, pd.DataFrame(columns=["rising"]), min_count=5, may_see_small_counts=False))
+    text = str(sites_table(sites, pd.DataFrame(columns=["rising"]), min_count=5))
     assert "No potential sites registered" in text and "No located cases" in text
 
 
@@ -109,7 +110,7 @@ def _open_capacity(driver, url: str) -> None:
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-table-body tr[data-facility]"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-map .main-svg .scatterlayer .trace"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-city-trend .main-svg .scatterlayer .trace"))
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-kpi='bed_occupancy']"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-indicator='bed_occupancy']"))
 
 
 def _column_values(driver, col: str) -> list[float]:
@@ -144,15 +145,13 @@ def test_capacity_page_in_the_browser(demo_server, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "capacity.png"))
 
-    # The tiles agree with the store (the demo database the server's copy was made from).
-    from services.capacity import capacity_view
-    from store import Store
-    with Store(dsettings.path(dsettings.store.path)) as store:
-        view = capacity_view(store, dsettings, datetime.now(timezone.utc))
-    tile = next(t for t in view.tiles if t.key == "bed_occupancy")
-    assert browser.find_element(By.CSS_SELECTOR, "[data-kpi='bed_occupancy']").text == tile.display
+    # The tiles are the API's figures, and the table lists the API's facilities.
+    api = api_json(browser, "/api/v1/indicators")["indicators"]
+    shown = browser.find_element(By.CSS_SELECTOR, "[data-indicator='bed_occupancy'] .kpi-value").text
+    assert shown == api["bed_occupancy"]["display"]
+    facilities = api_json(browser, "/api/v1/capacity")["facilities"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#capacity-table-body tr[data-facility]")
-    assert len(rows) == len(view.facilities) > 0
+    assert len(rows) == len(facilities) > 0
     # Default order: most occupied first.
     occupancy = _column_values(browser, "occupancy")
     assert occupancy == sorted(occupancy, reverse=True)
@@ -164,12 +163,12 @@ def test_capacity_page_in_the_browser(demo_server, browser):
     _click_sort(browser, "report_age_h", expect_ascending=False)
     assert "▼" in browser.find_element(By.CSS_SELECTOR, "button[id*='\"col\":\"report_age_h\"']").text
 
-    # Map: one marker per facility with a position, plus the potential sites.
+    # Map: one marker per bed-holding facility, plus the potential sites.
     points = browser.find_elements(By.CSS_SELECTOR, "#capacity-map .scatterlayer .trace .points path")
-    assert len(points) >= len(view.facilities) + len(view.sites)
+    assert len(points) >= len(facilities) + 1  # and the potential sites (the demo city registers three)
 
     # A facility's trend: pick one in the dropdown; the note names it.
-    name = view.facilities.sort_values("beds_total", ascending=False)["name"].iloc[0]
+    name = max(facilities, key=lambda f: f["beds_total"] or 0)["name"]
     browser.find_element(By.ID, "capacity-facility-select").click()
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[role=option]"))
     next(o for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == name).click()
@@ -226,7 +225,8 @@ def test_the_moh_replay_shows_on_capacity_overview_and_early_warning(replay_serv
     cases = pd.read_csv(shared_data("moh-malaysia-covid19-public", "epidemic", "cases_state.csv"))
     last_week = int(cases[(cases["state"] == "W.P. Putrajaya") & (cases["date"] >= "2023-01-19")]["cases_new"].sum())
     WebDriverWait(browser, 20).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "[data-kpi='cases_7d']").text.replace(",", "") == str(last_week))
+        lambda d: d.find_element(By.CSS_SELECTOR, "[data-indicator='new_cases_7d'] .kpi-value").text
+        .replace(",", "") == str(last_week))
 
     browser.get(proc.url + "/early-warning")
     WebDriverWait(browser, 40).until(

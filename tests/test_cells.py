@@ -14,18 +14,16 @@ import pytest
 from shapely.geometry import Polygon, box, shape
 
 from analytics.cells import (
-    AUTHALIC_EARTH_RADIUS_M,
     aggregate_cases_to_cells,
     aggregate_tests_to_cells,
-    cell_population,
-    cells_to_ints,
-    latlngs_to_cell_ints,
-    parent_cell_ints,
     rates_per_100k,
     rollup_to_parent,
     split_to_children,
-    validate_resolution,
 )
+from geo.cell_ints import cells_to_ints, latlngs_to_cell_ints, parent_cell_ints
+from geo.cells import validate_resolution
+from geo.population import areas_to_cell_population
+from geo.projection import AUTHALIC_EARTH_RADIUS_M
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NYC = SHARED / "nychealth-coronavirus-data"
@@ -226,7 +224,7 @@ def test_population_follows_area_share_and_is_conserved() -> None:
     area = box(-74.02, 40.70, -73.97, 40.74)  # (lng, lat): about 4.2 km x 4.4 km
     population = 120_000.0
 
-    result = cell_population([(area, population)], resolution=9)
+    result = areas_to_cell_population([(area, population)], resolution=9)
 
     assert result.name == "population" and result.index.name == "h3_cell"
     assert result.sum() == pytest.approx(population, rel=1e-9)
@@ -243,7 +241,7 @@ def test_population_follows_area_share_and_is_conserved() -> None:
 def test_a_small_area_inside_one_cell_puts_everyone_in_that_cell() -> None:
     lat, lng = h3.cell_to_latlng(CELL_A)
     tiny = box(lng - 0.0003, lat - 0.0002, lng + 0.0003, lat + 0.0002)
-    result = cell_population([(tiny, 500.0)], resolution=9)
+    result = areas_to_cell_population([(tiny, 500.0)], resolution=9)
     assert result.to_dict() == {CELL_A: pytest.approx(500.0, rel=1e-12)}
 
 
@@ -251,14 +249,14 @@ def test_overlapping_areas_add_up_in_shared_cells() -> None:
     lat, lng = h3.cell_to_latlng(CELL_A)
     left = box(lng - 0.0004, lat - 0.0002, lng, lat + 0.0002)
     right = box(lng, lat - 0.0002, lng + 0.0004, lat + 0.0002)
-    result = cell_population([(left, 100.0), (right, 40.0)], resolution=9)
+    result = areas_to_cell_population([(left, 100.0), (right, 40.0)], resolution=9)
     assert result[CELL_A] == pytest.approx(140.0, rel=1e-12)
 
 
 def test_an_area_given_as_a_single_h3_cell_stays_in_that_cell() -> None:
     cell = h3.cell_to_parent(CELL_A, 8)
     ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
-    result = cell_population([(Polygon(ring), 1000.0)], resolution=8)
+    result = areas_to_cell_population([(Polygon(ring), 1000.0)], resolution=8)
     assert result.sum() == pytest.approx(1000.0, rel=1e-12)
     assert result[cell] == pytest.approx(1000.0, rel=1e-6)  # neighbours get at most rounding slivers
 
@@ -266,16 +264,16 @@ def test_an_area_given_as_a_single_h3_cell_stays_in_that_cell() -> None:
 def test_population_input_is_validated() -> None:
     area = box(-74.02, 40.70, -73.97, 40.74)
     with pytest.raises(ValueError, match="population"):
-        cell_population([(area, -1.0)], 9)
+        areas_to_cell_population([(area, -1.0)], 9)
     with pytest.raises(ValueError, match="population"):
-        cell_population([(area, float("nan"))], 9)
+        areas_to_cell_population([(area, float("nan"))], 9)
     with pytest.raises(ValueError, match="empty"):
-        cell_population([(Polygon(), 10.0)], 9)
+        areas_to_cell_population([(Polygon(), 10.0)], 9)
     with pytest.raises(ValueError, match="Polygon"):
-        cell_population([(area.exterior, 10.0)], 9)
+        areas_to_cell_population([(area.exterior, 10.0)], 9)
     with pytest.raises(ValueError, match="resolution"):
-        cell_population([(area, 10.0)], 11)
-    assert cell_population([], 9).empty
+        areas_to_cell_population([(area, 10.0)], 11)
+    assert areas_to_cell_population([], 9).empty
 
 
 def _modzcta_areas() -> list[tuple[object, float]]:
@@ -297,7 +295,7 @@ def test_nyc_modzcta_population_is_conserved(resolution: int) -> None:
     assert len(areas) == 177
     total = sum(population for _, population in areas)
 
-    result = cell_population(areas, resolution)
+    result = areas_to_cell_population(areas, resolution)
 
     assert result.sum() == pytest.approx(total, rel=1e-6)
     assert (result >= 0).all()

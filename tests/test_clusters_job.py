@@ -13,6 +13,8 @@ import pytest
 from ingest.batch import BatchBuilder
 from ingest.records import ValidationContext
 from jobs import clusters as job
+from auth.principal import system_principal
+from geo.grid import spread_tests_to_grid
 from services.clusters import place_history
 from store import Store
 
@@ -194,9 +196,9 @@ def test_zone_history_is_kept_and_lifted_at_the_review(tmp_path, settings):
         assert core["lifted_on"].date() == review_day and core["entered_on"].date() == AS_OF
 
         # The history of the core zone reads back in order: entered, then lifted.
-        history = place_history(store, "zone", core_id, review_day, 9)
+        history = place_history(store, settings, system_principal(), "zone", core_id, review_day, 14)
         assert list(history.events["kind"]) == ["entered", "lifted"]
-        assert int(history.daily["cases"].sum()) > 0 and not history.tests_estimated
+        assert history.daily["cases"].fillna(0).sum() > 0 and not history.tests_estimated
 
         # An earlier day cannot be decided again once a later one has been.
         assert job.run(store, settings, AS_OF)["status"] == "skipped"
@@ -217,7 +219,8 @@ def test_carry_over_ids_prefers_the_largest_overlap_and_uses_each_id_once():
 
 def test_area_level_tests_are_spread_by_population_share(tmp_path, settings):
     """Tests reported per area reach the cells as estimates that sum back to the area's totals."""
-    from services.clusters import cell_day_tests, population_grid
+    from services.clusters import grid_of
+    from store import queries_clusters as qc
     ctx = ValidationContext(now=datetime(2027, 1, 1, tzinfo=timezone.utc), check_registries=False)
     with Store(tmp_path / "c.duckdb") as store:
         batch = BatchBuilder("t", "file")
@@ -226,9 +229,9 @@ def test_area_level_tests_are_spread_by_population_share(tmp_path, settings):
         assert batch.add("test", {"test_date": AS_OF.isoformat(), "area_id": "A1", "tested": 400, "positive": 12},
                          b"t", ctx)
         store.write_batch(batch.build()).result()
-        grid = population_grid(store, 9)
+        grid = grid_of(store, 9)
         assert grid.population.sum() == pytest.approx(POPULATION)
-        tests, estimated = cell_day_tests(store, AS_OF, AS_OF, grid)
+        tests, estimated = spread_tests_to_grid(qc.test_counts_by_unit_day(store, AS_OF, AS_OF), grid)
         assert estimated and tests["tested"].sum() == pytest.approx(400)
         assert tests["positive"].sum() == pytest.approx(12)
         assert isinstance(tests, pd.DataFrame) and len(tests) == len(grid.population)

@@ -180,8 +180,13 @@ def _clusters_frame(observed: int) -> pd.DataFrame:
 
 
 def test_counts_below_the_threshold_are_shown_as_less_than_k():
-    assert [shown(v, 5, False) for v in (0, 1, 4, 5, 1234)] == ["0", "<5", "<5", "5", "1,234"]
-    assert shown(3, 5, True) == "3" and shown(None, 5, False) == "–" and shown(2.6, 5, False) == "<5"
+    from auth.principal import principal_for
+    from services.clusters import CELLS, CLUSTERS
+    from services.privacy import disclose
+
+    operator, manager = principal_for("op", "operator"), principal_for("dm", "data_manager")
+    assert [shown(v, False, 5) for v in (0, 5, 1234)] == ["0", "5", "1,234"]
+    assert shown(None, True, 5) == "<5" and shown(None, False, 5) == "–"
 
     def text(component) -> str:
         if isinstance(component, (str, int, float)):
@@ -193,21 +198,24 @@ def test_counts_below_the_threshold_are_shown_as_less_than_k():
             children = [children]
         return " ".join(text(c) for c in children)
 
-    restricted = text(cluster_table(_clusters_frame(3), tiers=TIERS, min_count=5, may_see_small_counts=False,
-                                    row_id_type="r", max_window_days=21))
+    def table(principal):
+        clusters = disclose(principal, _clusters_frame(3), CLUSTERS, min_count=5)
+        return text(cluster_table(clusters, tiers=TIERS, min_count=5, row_id_type="r", max_window_days=21))
+
+    restricted = table(operator)
     assert "<5 / 0.4" in restricted and "7.9" not in restricted  # the relative risk would give the count back
-    allowed = text(cluster_table(_clusters_frame(3), tiers=TIERS, min_count=5, may_see_small_counts=True,
-                                 row_id_type="r", max_window_days=21))
+    allowed = table(manager)
     assert "3 / 0.4" in allowed and "7.9" in allowed
-    empty = text(cluster_table(pd.DataFrame(), tiers=TIERS, min_count=5, may_see_small_counts=False,
-                               row_id_type="r", max_window_days=21))
+    empty = text(cluster_table(pd.DataFrame(), tiers=TIERS, min_count=5, row_id_type="r", max_window_days=21))
     assert empty == "No clusters detected in the last 21 days."
 
-    cells = pd.DataFrame({"h3_cell": ["89650518dc7ffff", "89650518dc3ffff"], "cases": [2, 9],
-                          "population": [300.0, 500.0], "rate_per_100k": [666.7, 1800.0]})
+    # Two small cells: withholding both leaves nothing to subtract (one alone would take the next with it).
+    cells = disclose(operator, pd.DataFrame({"h3_cell": ["89650518dc7ffff", "89650518dc3ffff", "89650518dcbffff"],
+                                             "cases": [2, 9, 3], "population": [300.0, 500.0, 400.0],
+                                             "rate_per_100k": [666.7, 1800.0, 750.0]}), CELLS, min_count=5)
     for measure in ("cases", "rate"):
         fig = cluster_map_figure(cells, [], pd.DataFrame(), pd.DataFrame(), tiers=TIERS, measure=measure,
-                                 min_count=5, may_see_small_counts=False, resolution=9, window_days=14)
+                                 min_count=5, resolution=9, window_days=14)
         layer = next(t for t in fig.data if t.name == "cells")
         hover = dict(zip([c[1] for c in layer.customdata], layer.hovertext))
         assert hover["89650518dc7ffff"].startswith("cases, 14 d: <5") and "667" not in hover["89650518dc7ffff"]

@@ -1,9 +1,9 @@
-"""The early-warning job and the rulebook switch on a small synthetic city in a real DuckDB store.
+"""The indicators and early-warning jobs and the rulebook switch on a small synthetic city in a real DuckDB store.
 
 The city has two square community areas, one hospital, steady Poisson case counts with tests and
 admissions, fever kiosks and a wastewater site. A spike of cases is planted on the last day in one area:
-the job must raise EARS alarms there and one alert (a rerun changes nothing), and switching the rulebook
-must re-level the same data and store the change with the rulebook's id and version.
+the jobs must level every area, raise EARS alarms there and one alert (a rerun changes nothing), and
+switching the rulebook must re-level the same data and store the change with the rulebook's id and version.
 """
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import pytest
-from auth.principal import NotPermitted
 
+from auth.principal import PERMISSIONS, NotPermitted, Principal
 from ingest.batch import BatchBuilder
 from ingest.context import ContextProvider
 from ingest.records import ValidationContext
 from jobs import early_warning as job
+from jobs import indicators as indicators_job
 from services import early_warning as ew
-from auth.principal import PERMISSIONS, Principal
+from services.rulebooks import UnknownRulebook, current_rulebook, set_active_rulebook
 from store import Store
+from store import queries_indicators as qi
 from store import queries_warning as qw
 from tests.conftest import ROOT
 
@@ -107,15 +109,23 @@ def city(settings_factory, tmp_path):
 
 def counts(store: Store) -> dict[str, int]:
     return {t: int(store.scalar(f"SELECT count(*) FROM {t}")) for t in (
-        "alerts", "ew_alarms", "ew_level_changes", "ew_area_levels", "ew_indicators", "ew_forecast_runs",
-        "ew_forecast_bands", "ew_rulebook_choices")}
+        "alerts", "ew_alarms", "ew_level_changes", "ew_area_levels", "indicator_values", "rt_estimates",
+        "ew_forecast_runs", "ew_forecast_bands", "capacity_outlook", "capacity_bands", "ew_rulebook_choices")}
+
+
+def run_jobs(store: Store, settings, day: date, force: bool = False) -> tuple[dict, dict]:
+    """The indicators job, then the early-warning job, as the scheduler runs them; ``force`` reruns on
+    unchanged inputs (it forgets the previous runs' fingerprints)."""
+    if force:
+        store.write("DELETE FROM job_runs")
+    return indicators_job.run(store, settings, day), job.run(store, settings, day)
 
 
 def test_job_raises_an_ears_alarm_on_the_planted_spike_and_one_alert(city):
     store, settings = city
-    summary = job.run(store, settings, AS_OF)
-    assert summary["as_of"] == AS_OF.isoformat()
-    assert summary["areas"] == 3  # two areas and the city
+    levelled, summary = run_jobs(store, settings, AS_OF)
+    assert summary["as_of"] == AS_OF.isoformat() and levelled["as_of"] == AS_OF.isoformat()
+    assert summary["areas"] == 3 and levelled["areas"] == 3  # two areas and the city
 
     alarms = qw.active_alarms(store)
     spike = alarms[(alarms["series"] == "cases") & (alarms["area_id"] == SPIKE_AREA)]
@@ -124,11 +134,11 @@ def test_job_raises_an_ears_alarm_on_the_planted_spike_and_one_alert(city):
     assert (spike["observed"] == SPIKE_CASES).all() and (spike["upperbound"] < SPIKE_CASES).all()
     assert not ((alarms["series"] == "cases") & (alarms["area_id"] == "A2")).any()
 
-    alerts = qw.alerts_of_kind(store, ew.ALERT_KIND_ABERRATION)
+    alerts = qw.alerts_of_kind(store, job.ALERT_KIND_ABERRATION)
     mine = alerts[alerts["dedupe_key"] == f"ew:aberration:cases:{SPIKE_AREA}:{AS_OF.isoformat()}"]
     assert len(mine) == 1
     assert mine.iloc[0]["status"] == "active" and mine.iloc[0]["area_id"] == SPIKE_AREA
-    assert "C1" in mine.iloc[0]["detail"] and mine.iloc[0]["rule_id"] == ew.ABERRATION_RULE_ID
+    assert "C1" in mine.iloc[0]["detail"] and mine.iloc[0]["rule_id"] == job.ABERRATION_RULE_ID
 
     # Levels for every area under the default rulebook, recorded once as the initial level.
     levels = qw.area_levels(store).set_index("area_id")
@@ -137,20 +147,21 @@ def test_job_raises_an_ears_alarm_on_the_planted_spike_and_one_alert(city):
     changes = qw.level_changes(store)
     assert set(changes["direction"]) == {"initial"} and len(changes) == 3
 
-    # Rerunning the same day changes nothing.
+    # Rerunning the same day on the same inputs does not even run; forced, it changes nothing.
     before = counts(store)
-    indicators_before = qw.indicator_values(store, AS_OF)
-    again = job.run(store, settings, AS_OF)
-    assert again["alerts_raised"] == 0 and again["level_changes"] == 0
+    indicators_before = qi.indicator_values(store, AS_OF)
+    assert [r["status"] for r in run_jobs(store, settings, AS_OF)] == ["unchanged", "unchanged"]
+    levelled, again = run_jobs(store, settings, AS_OF, force=True)
+    assert again["alerts_raised"] == 0 and levelled["level_changes"] == 0
     assert counts(store) == before
-    assert qw.indicator_values(store, AS_OF).equals(indicators_before)
-    assert qw.alerts_of_kind(store, ew.ALERT_KIND_ABERRATION)["status"].tolist() == alerts["status"].tolist()
+    assert qi.indicator_values(store, AS_OF).equals(indicators_before)
+    assert qw.alerts_of_kind(store, job.ALERT_KIND_ABERRATION)["status"].tolist() == alerts["status"].tolist()
 
 
 def test_indicators_and_forecast_are_stored(city):
     store, settings = city
-    job.run(store, settings, AS_OF)
-    values = ew.indicator_table(qw.indicator_values(store, AS_OF))
+    run_jobs(store, settings, AS_OF)
+    values = qi.indicator_table(store, AS_OF)
     a2 = values["A2"]
     # A2 has about 9 cases a day among 60,000 people: ~15 per 100k per day.
     assert 10 < a2["cases_per_100k_7d_avg"] < 20
@@ -160,31 +171,40 @@ def test_indicators_and_forecast_are_stored(city):
     assert values["A1"]["sensor_week_ratio"] == pytest.approx(values["A1"]["sensor_week_ratio"])  # finite
     run = qw.latest_forecast_run(store, "citywide")
     assert run["horizon_days"] == settings.early_warning.forecast_days and run["r_mean"] > 0
-    assert run["beds_capacity"] == 300
+    # The forecast starts from the R(t) every screen shows: the stored estimate of the as-of day.
+    assert run["r_mean"] == pytest.approx(values["citywide"]["rt"])
+    outlook = qi.capacity_outlook(store, AS_OF, scope="city").set_index("resource")
+    assert outlook.at["beds", "capacity"] == 300 and bool(outlook.at["beds", "projected"])
+    assert set(qi.capacity_outlook(store, AS_OF, scope="facility")["scope_id"]) == {"H1"}
     bands = qw.forecast_bands(store, run["as_of"], "citywide")
-    assert set(bands["series"]) == {"cases", "admissions", "beds_occupied", "icu_occupied"}
-    assert (bands["q05"] <= bands["median"]).all() and (bands["median"] <= bands["q95"]).all()
-    assert bands["day"].min().date() == AS_OF + timedelta(days=1)
+    assert set(bands["series"]) == {"cases", "admissions"}
+    beds = qi.capacity_bands(store, AS_OF, "city", "citywide", "beds")
+    for band in (bands, beds):
+        assert (band["q05"] <= band["median"]).all() and (band["median"] <= band["q95"]).all()
+        assert band["day"].min().date() == AS_OF + timedelta(days=1)
+    # One hospital: it takes the whole city's change, so its projection is the city's.
+    hospital = qi.capacity_bands(store, AS_OF, "facility", "H1", "beds")
+    assert hospital["median"].to_numpy() == pytest.approx(beds["median"].to_numpy())
 
 
 def test_alarm_and_alert_resolve_when_the_spike_is_over(city):
     store, settings = city
-    job.run(store, settings, AS_OF)
+    run_jobs(store, settings, AS_OF)
     # Ordinary days follow. surveillance's C3 alarms on the two days after a spike (its bound uses the two
     # previous C2 statistics), so the episode ends QUIET_DAYS_TO_RESOLVE days after those.
     ctx = ContextProvider(store, settings).get()
     later = []
-    quiet_from = 2 + ew.QUIET_DAYS_TO_RESOLVE
+    quiet_from = 2 + job.QUIET_DAYS_TO_RESOLVE
     for k in range(1, quiet_from + 1):
         day = AS_OF + timedelta(days=k)
         later += [{"case_id": f"L-{k}-{i}", "reported_date": day.isoformat(), "lat": 2.93, "lng": 101.67,
                    "status": "confirmed"} for i in range(12)]
     add_all(store, "case", later, ctx)
-    job.run(store, settings, AS_OF + timedelta(days=quiet_from - 1))
-    assert qw.alerts_of_kind(store, ew.ALERT_KIND_ABERRATION).query("area_id == @SPIKE_AREA")["status"].eq(
+    run_jobs(store, settings, AS_OF + timedelta(days=quiet_from - 1))
+    assert qw.alerts_of_kind(store, job.ALERT_KIND_ABERRATION).query("area_id == @SPIKE_AREA")["status"].eq(
         "active").any()  # one day short of the quiet days: still open
-    job.run(store, settings, AS_OF + timedelta(days=quiet_from))
-    alerts = qw.alerts_of_kind(store, ew.ALERT_KIND_ABERRATION)
+    run_jobs(store, settings, AS_OF + timedelta(days=quiet_from))
+    alerts = qw.alerts_of_kind(store, job.ALERT_KIND_ABERRATION)
     mine = alerts[alerts["dedupe_key"] == f"ew:aberration:cases:{SPIKE_AREA}:{AS_OF.isoformat()}"]
     assert mine.iloc[0]["status"] == "resolved"
     resolved = store.read("SELECT * FROM ew_alarms WHERE series = 'cases' AND area_id = ?", [SPIKE_AREA])
@@ -193,17 +213,17 @@ def test_alarm_and_alert_resolve_when_the_spike_is_over(city):
 
 def test_switching_the_rulebook_relevels_the_same_data_and_records_it(city):
     store, settings = city
-    job.run(store, settings, AS_OF)
+    run_jobs(store, settings, AS_OF)
     harvard = qw.area_levels(store).set_index("area_id")
     assert harvard.at["A2", "level"] == "orange"  # 10-24 daily cases per 100k
 
-    switch = ew.set_active_rulebook(store, settings, "custom", OPERATOR)
+    switch = set_active_rulebook(store, settings, "custom", OPERATOR)
     assert switch.changed and (switch.previous_id, switch.rulebook_id) == ("harvard_ghi", "custom")
     assert switch.level_changes == 3
     custom = qw.area_levels(store).set_index("area_id")
     assert (custom["rulebook_id"] == "custom").all() and (custom["rulebook_version"] == "0.1").all()
     assert custom.at["A2", "level"] == "warning"  # same data, custom thresholds 5/15/30 per 100k per day
-    assert ew.active_rulebook(store, settings).id == "custom"
+    assert current_rulebook(store, settings).id == "custom"
 
     changes = qw.level_changes(store)
     switched = changes[changes["cause"] == "rulebook_switch"].set_index("area_id")
@@ -215,32 +235,33 @@ def test_switching_the_rulebook_relevels_the_same_data_and_records_it(city):
     choice = qw.latest_rulebook_choice(store)
     assert (choice["rulebook_id"], choice["rulebook_version"], choice["chosen_by"]) == ("custom", "0.1", "operator")
 
-    # The job keeps the operator's choice (persisted; the config default is only the default) and records
+    # The jobs keep the operator's choice (persisted; the config default is only the default) and record
     # nothing new on the same data; choosing the active rulebook again stores nothing.
     before = counts(store)
-    job.run(store, settings, AS_OF)
+    levelled, _ = run_jobs(store, settings, AS_OF)
+    assert levelled["status"] == "computed" and levelled["level_changes"] == 0  # the rulebook is an input
     assert qw.area_levels(store).set_index("area_id").at["A2", "level"] == "warning"
-    assert ew.set_active_rulebook(store, settings, "custom", OPERATOR).changed is False
+    assert set_active_rulebook(store, settings, "custom", OPERATOR).changed is False
     assert counts(store) == before
 
 
 def test_switching_needs_the_set_rulebook_permission(city):
     store, settings = city
-    job.run(store, settings, AS_OF)
+    run_jobs(store, settings, AS_OF)
     with pytest.raises(NotPermitted):
-        ew.set_active_rulebook(store, settings, "covid_act_now", VIEWER)
+        set_active_rulebook(store, settings, "covid_act_now", VIEWER)
     assert qw.latest_rulebook_choice(store) is None
-    assert ew.active_rulebook(store, settings).id == "harvard_ghi"
-    with pytest.raises(ew.UnknownRulebook):
-        ew.set_active_rulebook(store, settings, "zones_nys_cai_2020", OPERATOR)
+    assert current_rulebook(store, settings).id == "harvard_ghi"
+    with pytest.raises(UnknownRulebook):
+        set_active_rulebook(store, settings, "zones_nys_cai_2020", OPERATOR)
 
 
 def test_every_shipped_rulebook_levels_the_city(city):
     store, settings = city
-    job.run(store, settings, AS_OF)
+    run_jobs(store, settings, AS_OF)
     seen = {}
     for rulebook_id in ("covid_act_now", "cdc_community_levels_2022", "custom", "harvard_ghi"):
-        ew.set_active_rulebook(store, settings, rulebook_id, OPERATOR)
+        set_active_rulebook(store, settings, rulebook_id, OPERATOR)
         levels = qw.area_levels(store).set_index("area_id")
         seen[rulebook_id] = levels.at["citywide", "level"]
         assert levels.at["citywide", "rulebook_id"] == rulebook_id
@@ -248,46 +269,50 @@ def test_every_shipped_rulebook_levels_the_city(city):
     assert int(store.scalar("SELECT count(*) FROM ew_rulebook_choices")) == 4
 
 
-def test_job_on_an_empty_store_does_nothing(settings_factory, tmp_path):
+def test_jobs_on_an_empty_store_do_nothing(settings_factory, tmp_path):
     settings = settings_factory()
     with Store(tmp_path / "empty.duckdb") as store:
-        assert job.run(store, settings, AS_OF)["as_of"] is None
-        assert int(store.scalar("SELECT count(*) FROM ew_indicators")) == 0
+        levelled, warned = run_jobs(store, settings, AS_OF)
+        assert levelled["status"] == "no data" and warned["status"] == "skipped"
+        assert int(store.scalar("SELECT count(*) FROM indicator_values")) == 0
 
 
 def test_open_episode_joins_alarms_with_short_gaps():
     flags = np.array([0, 1, 0, 0, 0, 1, 0, 1, 1, 0], dtype=bool)
-    assert ew.open_episode(flags, quiet_days=3) == (5, 8)
-    assert ew.open_episode(np.array([1, 0, 0, 0], dtype=bool), quiet_days=3) is None
-    assert ew.open_episode(np.zeros(5, dtype=bool)) is None
+    assert job.open_episode(flags, quiet_days=3) == (5, 8)
+    assert job.open_episode(np.array([1, 0, 0, 0], dtype=bool), quiet_days=3) is None
+    assert job.open_episode(np.zeros(5, dtype=bool)) is None
 
 
-def test_page_view_before_and_after_the_job(city, settings_factory, tmp_path):
-    from components.gauges import aligned_view_figure, capacity_tile, gauge_grid_figure, rt_figure
+def test_page_view_before_and_after_the_jobs(city, settings_factory, tmp_path):
+    from components.gauges import aligned_view_figure, capacity_tile, gauge_cards, rt_figure
 
     store, settings = city
-    before = ew.page_view(store, settings, "A1", AS_OF, OPERATOR)
-    # Nothing stored yet: gauges without values ("no data"), no capacity outlook, no errors.
-    assert all(g.value is None for g in before.gauges) and before.capacity is None
-    gauge_grid_figure(before.gauges)
+    before = ew.page_view(store, settings, "A1", OPERATOR)
+    # Nothing stored yet: no gauges, no capacity outlook, no errors.
+    assert before.as_of is None and before.gauges == () and before.capacity is None
+    gauge_cards(before.gauges)
     capacity_tile(before.capacity, 21)
 
-    job.run(store, settings, AS_OF)
-    view = ew.page_view(store, settings, "A1", AS_OF, OPERATOR)
+    run_jobs(store, settings, AS_OF)
+    view = ew.page_view(store, settings, "A1", OPERATOR)
     assert view.area_name == "Taman Barat" and view.as_of == AS_OF
-    assert view.assessment.level == qw.area_levels(store).set_index("area_id").at["A1", "level"]
+    stored = qw.area_levels(store).set_index("area_id")
+    assert view.level["level"] == stored.at["A1", "level"]
     first = view.gauges[0]
     assert first.indicator == "cases_per_100k_7d_avg" and first.in_rulebook
-    assert [m.value for m in first.thresholds] == [1.0, 10.0, 25.0] and first.colour == view.assessment.colour
+    assert [m.value for m in first.thresholds] == [1.0, 10.0, 25.0] and first.colour == stored.at["A1", "colour"]
+    assert first.value == pytest.approx(qi.indicator_table(store, AS_OF)["A1"]["cases_per_100k_7d_avg"])
     assert {"cases", "admissions", "beds_occupied"} <= set(view.bands["series"])
     rt = view.rt.dropna(subset=["mean"])  # NaN before the data start (and for windows with too few cases)
     assert len(rt) and (rt["q025"] <= rt["mean"]).all() and (rt["mean"] <= rt["q975"]).all()
     assert view.alarms["area_id"].eq(SPIKE_AREA).any()
-    fig = aligned_view_figure(view.timeline, view.bands, view.min_count, False, 0.9, view.as_of)
+    fig = aligned_view_figure(view.timeline, view.bands, view.min_count, 0.9, view.as_of)
     assert len(fig.data) > 8
     rt_figure(view.rt)
-    assert "days until 90%" in str(capacity_tile(view.capacity, 21))
+    tile = str(capacity_tile(view.capacity, 21))
+    assert "days until 90%" in tile and "data-indicator" in tile and "days_to_bed_threshold" in tile
     # An unknown area falls back to the city; an empty store gives the empty state.
-    assert ew.page_view(store, settings, "nowhere", AS_OF, OPERATOR).area_id == "citywide"
+    assert ew.page_view(store, settings, "nowhere", OPERATOR).area_id == "citywide"
     with Store(tmp_path / "empty.duckdb") as empty:
-        assert ew.page_view(empty, settings, "citywide", AS_OF, OPERATOR).as_of is None
+        assert ew.page_view(empty, settings, "citywide", OPERATOR).as_of is None

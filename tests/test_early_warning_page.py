@@ -26,14 +26,16 @@ VIEWER = "browser-executive"  # may view early warning, may not set the rulebook
 
 
 def wait_for_early_warning_job(proc, timeout_s: float = 240) -> dict:
-    """Poll /healthz until the early-warning job has run once (the server runs jobs at start)."""
+    """Poll /healthz until the indicators and early-warning jobs have run once (the server runs jobs at
+    start); returns the early-warning job's summary with the indicators job's level of the city."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         jobs = proc.healthz()["components"].get("JobScheduler", {}).get("jobs", {})
-        job = jobs.get("early_warning", {})
-        if job.get("runs", 0) >= 1:
+        job, levels = jobs.get("early_warning", {}), jobs.get("indicators", {})
+        if job.get("runs", 0) >= 1 and levels.get("runs", 0) >= 1:
             assert job.get("last_error") is None, job["last_error"]
-            return job
+            assert levels.get("last_error") is None, levels["last_error"]
+            return {**job, "citywide_level": levels.get("citywide_level")}
         time.sleep(1)
     raise AssertionError(f"the early-warning job did not run in {timeout_s} s: {proc.log_path.read_text()[-2000:]}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +24,10 @@ from ingest.fhir import (
     sniff_fhir,
 )
 from ingest.files import FileIngestor
-from services.capacity import citywide_daily
+from jobs.daily_inputs import citywide_census
 from settings import Settings
 from store import Store
-from store import queries_capacity as qc
+from store import queries_indicators as qi
 from tests.conftest import shared_data
 
 EXAMPLES = ("hl7-fhir-saner", "examples")
@@ -136,12 +136,13 @@ def test_the_54_facilities_sum_to_the_published_totals(city):
     assert result.error is None and result.kind == "capacity"
     assert result.result.accepted == FACILITIES + FACILITY_REPORTS and result.result.rejected == 0
     assert store.scalar("SELECT count(*) FROM capacity_reports") == FACILITY_REPORTS
-    daily = qc.daily_capacity(store, date(2020, 5, 11), date(2020, 5, 13), "UTC", max_age_hours=26)
-    kinds = dict(store.read_rows("SELECT facility_id, kind FROM facilities"))
-    city_sums = citywide_daily(daily, kinds).set_index("day")
+    daily = qi.facility_days(store, date(2020, 5, 11), date(2020, 5, 13), "UTC", max_age_hours=26,
+                             now=datetime(2020, 5, 14, tzinfo=timezone.utc))
+    days = pd.date_range(date(2020, 5, 11), date(2020, 5, 13), freq="D")
+    city_sums = citywide_census(daily, days).rename(columns={"beds_covid": "covid_patients"})
     for day, sums in DAY_SUMS.items():
         row = city_sums.loc[pd.Timestamp(day)]
-        assert row["reporting"] == FACILITIES
+        assert row["hospitals_reporting"] == FACILITIES
         assert {k: int(row[k]) for k in sums} == sums, day
     # numC19Pats/numC19VentPats are data-absent in every report and are not capacity fields: nothing invented.
     assert store.scalar("SELECT count(*) FROM capacity_reports WHERE staff_on_duty IS NOT NULL") == 0

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.hotspots import NeighbourGraph, getis_ord, h3_neighbors, h3_neighbour_graph, neighbour_graph
+from analytics.hotspots import getis_ord
+from geo.neighbours import NeighbourGraph, cells_to_neighbour_graph, cells_to_neighbour_lists, neighbour_graph
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ESDA = SHARED / "esda-getisord"
@@ -143,7 +144,7 @@ def _h3_disk_values(seed: int) -> tuple[pd.Series, str, list[str]]:
 @pytest.mark.parametrize("star", [False, True])
 def test_planted_hot_block_on_h3_grid_gets_the_highest_z(star: bool) -> None:
     values, hot_centre, block = _h3_disk_values(seed=7)
-    neighbors = h3_neighbors(values.index, k=1)
+    neighbors = cells_to_neighbour_lists(values.index, k=1)
 
     result = getis_ord(values, neighbors, star=star)
 
@@ -156,12 +157,12 @@ def test_planted_hot_block_on_h3_grid_gets_the_highest_z(star: bool) -> None:
         assert result.loc[block, "Z"].min() > result.loc[far, "Z"].max()
 
 
-def test_h3_neighbors_builds_symmetric_k_rings_within_the_given_cells() -> None:
+def test_cells_to_neighbour_lists_builds_symmetric_k_rings_within_the_given_cells() -> None:
     centre = h3.latlng_to_cell(40.7128, -74.0060, 9)
     cells = list(h3.grid_disk(centre, 3))
     lonely = h3.latlng_to_cell(40.60, -73.80, 9)  # far away: an island
 
-    graph = h3_neighbors([*cells, lonely, centre], k=1)
+    graph = cells_to_neighbour_lists([*cells, lonely, centre], k=1)
 
     assert set(graph) == {*cells, lonely}
     assert graph[lonely] == []
@@ -173,7 +174,7 @@ def test_h3_neighbors_builds_symmetric_k_rings_within_the_given_cells() -> None:
     outer = h3.grid_ring(centre, 3)
     assert all(len(graph[cell]) < 6 for cell in outer)  # cut off at the edge of the set
 
-    two = h3_neighbors(cells, k=2)
+    two = cells_to_neighbour_lists(cells, k=2)
     assert sorted(two[centre]) == sorted(set(h3.grid_disk(centre, 2)) - {centre})
 
 
@@ -190,11 +191,11 @@ def test_bad_input_is_rejected_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         getis_ord(values.iloc[:2], {})
     with pytest.raises(ValueError, match="valid H3"):
-        h3_neighbors(["not-a-cell"])
+        cells_to_neighbour_lists(["not-a-cell"])
     with pytest.raises(ValueError, match="valid H3"):
-        h3_neighbour_graph([h3.latlng_to_cell(40.7, -74.0, 9), "-1"])  # h3 itself raises OverflowError
+        cells_to_neighbour_graph([h3.latlng_to_cell(40.7, -74.0, 9), "-1"])  # h3 itself raises OverflowError
     with pytest.raises(ValueError, match="k must be"):
-        h3_neighbors([], k=0)
+        cells_to_neighbour_lists([], k=0)
     with pytest.raises(ValueError, match="unique"):
         neighbour_graph(["a", "b", "a"], {})
     with pytest.raises(ValueError, match="not in ids"):
@@ -227,7 +228,7 @@ def test_dict_and_neighbour_graph_give_identical_results(fixture: dict, nyc_case
         check_exact=True,
     )
 
-    # NYC Queen has an island (absent from the dict); H3 ids come through h3_neighbour_graph.
+    # NYC Queen has an island (absent from the dict); H3 ids come through cells_to_neighbour_graph.
     queen = _neighbour_lists("queen")
     pd.testing.assert_frame_equal(
         getis_ord(nyc_case_rates, neighbour_graph(nyc_case_rates.index, queen), star=star, transform=transform),
@@ -236,8 +237,8 @@ def test_dict_and_neighbour_graph_give_identical_results(fixture: dict, nyc_case
     )
     h3_values, _, _ = _h3_disk_values(seed=11)
     pd.testing.assert_frame_equal(
-        getis_ord(h3_values, h3_neighbour_graph(h3_values.index, k=1), star=star, transform=transform),
-        getis_ord(h3_values, h3_neighbors(h3_values.index, k=1), star=star, transform=transform),
+        getis_ord(h3_values, cells_to_neighbour_graph(h3_values.index, k=1), star=star, transform=transform),
+        getis_ord(h3_values, cells_to_neighbour_lists(h3_values.index, k=1), star=star, transform=transform),
         check_exact=True,
     )
 
@@ -272,11 +273,11 @@ def test_neighbour_graph_is_binary_without_self_loops_and_read_only(fixture: dic
         graph.ids = pd.Index([])  # type: ignore[misc]
 
 
-def test_h3_neighbour_graph_matches_the_neighbour_dict() -> None:
+def test_cells_to_neighbour_graph_matches_the_neighbour_dict() -> None:
     centre = h3.latlng_to_cell(40.7128, -74.0060, 9)
     cells = [*h3.grid_disk(centre, 4), h3.latlng_to_cell(40.60, -73.80, 9), centre]  # island, repeat
     for k in (1, 2):
-        graph = h3_neighbour_graph(cells, k=k)
+        graph = cells_to_neighbour_graph(cells, k=k)
         assert list(graph.ids) == list(dict.fromkeys(cells))
         lists = {cell: sorted(ids) for cell, ids in graph.neighbour_lists().items()}
         present = set(cells)

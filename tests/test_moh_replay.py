@@ -144,9 +144,16 @@ def test_loading_twice_stores_nothing_new(replay):
 
 
 def test_pages_read_the_replay_as_of_its_last_day(replay):
+    from auth.principal import principal_for
+    from jobs import early_warning, indicators
+
     store, _, data, _, _, settings = replay
     now = datetime(2026, 11, 24, tzinfo=timezone.utc)
-    view = capacity_view(store, settings, now)
+    # The jobs compute for the replay's last day (the as-of day), whatever today is.
+    assert indicators.run(store, settings, now.date(), now=now)["as_of"] == "2023-01-25"
+    early_warning.run(store, settings, now.date(), now=now)
+    manager = principal_for("dm", "data_manager")  # case level: the file's own numbers, none withheld
+    view = capacity_view(store, settings, manager, now)
     assert view.replay is not None and view.replay["region"] == STATE and view.replay["placeholder_boundary"]
     assert view.reference_time == datetime(2023, 1, 25, 15, 59, tzinfo=timezone.utc)  # 23:59 +08:00
     assert view.as_of == date(2023, 1, 25)
@@ -158,11 +165,11 @@ def test_pages_read_the_replay_as_of_its_last_day(replay):
     assert rows.loc[ids["hospital"], "beds_total"] == last["beds"]
     assert rows.loc[ids["hospital"], "beds_occupied"] == last["hosp_covid"] + last["hosp_pui"] + last["hosp_noncovid"]
     # The overview also reports on the replay's last day, with the file's own numbers.
-    data_ov = overview(store, now.date(), settings.city.timezone, recent_days=14)
+    data_ov = overview(store, settings, manager, now)
     assert data_ov.as_of == date(2023, 1, 25)
     cases = file_rows("cases_state.csv")
     last_week = int(cases[cases["date"] >= "2023-01-19"]["cases_new"].sum())
-    assert next(k for k in data_ov.kpis if k.key == "cases_7d").value == last_week
+    assert next(t for t in data_ov.tiles if t.figure.key == "new_cases_7d").figure.value == last_week
 
 
 def test_replay_builds_its_own_database(tmp_path):

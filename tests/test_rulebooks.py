@@ -114,7 +114,7 @@ def test_covid_act_now_overall_level(rulebooks):
     [(0.0, "low"), (9.99, "low"), (10.0, "medium"), (19.99, "medium"), (20.0, "high")],
 )
 def test_cdc_admissions_below_200_cases(rulebooks, admissions, level):
-    values = {"cases_per_100k_7d": 199.99, "admissions_per_100k_7d": admissions, "covid_bed_share_7d": 0.0}
+    values = {"incidence_7d_per_100k": 199.99, "admissions_per_100k_7d": admissions, "covid_bed_share_7d": 0.0}
     assessment = level_for(rulebooks["cdc_community_levels_2022"], values)
     assert assessment.indicator_level("admissions_per_100k_7d") == level
     assert assessment.level == level
@@ -125,7 +125,7 @@ def test_cdc_admissions_below_200_cases(rulebooks, admissions, level):
     [(0.0, "low"), (0.0999, "low"), (0.10, "medium"), (0.1499, "medium"), (0.15, "high")],
 )
 def test_cdc_beds_below_200_cases(rulebooks, share, level):
-    values = {"cases_per_100k_7d": 50.0, "admissions_per_100k_7d": 0.0, "covid_bed_share_7d": share}
+    values = {"incidence_7d_per_100k": 50.0, "admissions_per_100k_7d": 0.0, "covid_bed_share_7d": share}
     assessment = level_for(rulebooks["cdc_community_levels_2022"], values)
     assert assessment.indicator_level("covid_bed_share_7d") == level
     assert assessment.level == level
@@ -136,7 +136,7 @@ def test_cdc_beds_below_200_cases(rulebooks, share, level):
     [(0.0, 0.0, "medium"), (9.99, 0.0999, "medium"), (10.0, 0.0, "high"), (0.0, 0.10, "high")],
 )
 def test_cdc_200_or_more_cases_has_no_low_level(rulebooks, admissions, share, level):
-    values = {"cases_per_100k_7d": 200.0, "admissions_per_100k_7d": admissions, "covid_bed_share_7d": share}
+    values = {"incidence_7d_per_100k": 200.0, "admissions_per_100k_7d": admissions, "covid_bed_share_7d": share}
     assessment = level_for(rulebooks["cdc_community_levels_2022"], values)
     assert assessment.level == level
     assert assessment.band == "200 or more new cases per 100k in 7 days"
@@ -144,7 +144,7 @@ def test_cdc_200_or_more_cases_has_no_low_level(rulebooks, admissions, share, le
 
 def test_cdc_level_is_the_higher_of_admissions_and_beds(rulebooks):
     rulebook = rulebooks["cdc_community_levels_2022"]
-    values = {"cases_per_100k_7d": 100.0, "admissions_per_100k_7d": 12.0, "covid_bed_share_7d": 0.16}
+    values = {"incidence_7d_per_100k": 100.0, "admissions_per_100k_7d": 12.0, "covid_bed_share_7d": 0.16}
     assessment = level_for(rulebook, values)
     assert assessment.level == "high"
     assert assessment.band == "fewer than 200 new cases per 100k in 7 days"
@@ -155,12 +155,12 @@ def test_cdc_level_is_the_higher_of_admissions_and_beds(rulebooks):
     }
     # The same hospital figures with 200+ cases: admissions 12 is already high.
     assert level_for(rulebook, {**values, "admissions_per_100k_7d": 12.0, "covid_bed_share_7d": 0.0,
-                                "cases_per_100k_7d": 250.0}).level == "high"
+                                "incidence_7d_per_100k": 250.0}).level == "high"
     assert level_for(rulebook, {**values, "covid_bed_share_7d": 0.0}).level == "medium"
     # One of the two missing: the other decides. The selector missing: no level.
-    assert level_for(rulebook, {"cases_per_100k_7d": 100.0, "covid_bed_share_7d": 0.12}).level == "medium"
+    assert level_for(rulebook, {"incidence_7d_per_100k": 100.0, "covid_bed_share_7d": 0.12}).level == "medium"
     no_cases = level_for(rulebook, {"admissions_per_100k_7d": 30.0, "covid_bed_share_7d": 0.3})
-    assert no_cases.level is None and no_cases.missing == ("cases_per_100k_7d",)
+    assert no_cases.level is None and no_cases.missing == ("incidence_7d_per_100k",)
 
 
 @pytest.mark.parametrize("rulebook_id", SHIPPED)
@@ -192,7 +192,7 @@ def test_every_threshold_boundary_of_every_shipped_rulebook(rulebooks, rulebook_
 def test_switching_rulebook_changes_the_level(rulebooks):
     values = {
         "cases_per_100k_7d_avg": 5.0,
-        "cases_per_100k_7d": 35.0,
+        "incidence_7d_per_100k": 35.0,
         "test_positivity_7d": 0.12,
         "rt": 1.2,
         "admissions_per_100k_7d": 4.0,

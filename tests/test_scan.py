@@ -14,11 +14,11 @@ import pytest
 from analytics.scan import (
     SpaceTimeCluster,
     expected_counts,
-    latlng_to_local_xy_m,
     permuted_recent_counts,
     poisson_llr,
     prospective_space_time_scan,
 )
+from geo.projection import latlngs_to_local_xy_m
 
 GRID_SIDE = 15
 GRID_SPACING_M = 250.0
@@ -183,11 +183,11 @@ def test_lat_lng_input_gives_the_same_clusters_as_metres() -> None:
     counts[4, -3:] += 5
     by_degrees = prospective_space_time_scan(_ids(30), counts, lat_lng_deg=np.column_stack([lat, lng]),
                                              replications=19, seed=0)
-    by_metres = prospective_space_time_scan(_ids(30), counts, xy_m=latlng_to_local_xy_m(lat, lng),
+    by_metres = prospective_space_time_scan(_ids(30), counts, xy_m=latlngs_to_local_xy_m(lat, lng),
                                             replications=19, seed=0)
     assert by_degrees == by_metres
     # 0.01 degree of latitude is about 1.11 km anywhere.
-    xy = latlng_to_local_xy_m([2.93, 2.94], [101.69, 101.69])
+    xy = latlngs_to_local_xy_m([2.93, 2.94], [101.69, 101.69])
     assert math.dist(xy[0], xy[1]) == pytest.approx(1111.95, rel=1e-3)
 
 

@@ -1,0 +1,220 @@
+"""The one privacy function: every read model cuts its tables to the caller with ``disclose``.
+
+Three rules, applied in this order, decided by the principal's detail level and precincts:
+
+1. **Detail level.** A table has a grain: ``city`` and ``area`` figures are aggregates that every
+   principal may see; ``cell`` rows (H3 cells) need the ``cells`` level; ``point`` rows (single
+   cases, record keys, coordinates) need ``points``. A table the principal may not see at all
+   comes back empty, with its columns, so a page draws "nothing here" rather than failing.
+2. **Precinct scope.** A principal bound to precincts (police) sees cells and points only inside
+   them; elsewhere it sees what the public sees (areas and the city, suppressed).
+3. **Small counts.** Below the ``points`` level, a count of people from 1 to ``min_count - 1`` is
+   withheld, and so is every figure derived from it (a rate, a share). Where the rows are parts of
+   a total that is also shown (areas of the city, facilities of the city's hospitals), a single
+   withheld part could be recovered by subtraction, so the next smallest part of its group is
+   withheld too (complementary suppression; each group ends with none or at least two withheld).
+   Zero is shown: "no cases here" is the figure, and it singles nobody out.
+
+Every release of cell- or case-level rows is noted in the per-request ledger (auth.ledger); auth.web
+writes one ``data_access`` audit record per release for a signed-in caller when the response leaves,
+so a page or API handler cannot forget to audit a read.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.catalog import is_small_count
+from auth.ledger import note_release
+from auth.principal import Principal
+from geo.areas import AreaShape, geometry_from_geojson
+from geo.containment import areas_of_cells, point_areas
+from store import Store
+from store import queries as q
+
+GRAINS = ("city", "area", "cell", "point")
+_LEVEL_FOR_GRAIN = {"city": "aggregates", "area": "aggregates", "cell": "cells", "point": "points"}
+SUPPRESSED_SUFFIX = "__suppressed"
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """How one table is cut. ``resource`` names it in the audit log."""
+    resource: str
+    grain: str
+    counts: tuple[str, ...] = ()  # columns holding counts of people
+    derived: tuple[tuple[str, str], ...] = ()  # (column, the count column it is computed from)
+    complementary: tuple[str, ...] = ()  # count columns whose rows are parts of a total shown beside them
+    group_by: tuple[str, ...] = ()  # complementary suppression within these groups (e.g. one day)
+    cell_column: str | None = "h3_cell"  # the row's cell (grain "cell"); None when rows hold cell lists only
+    cell_list_columns: tuple[str, ...] = ()  # columns holding lists of cells (a zone's, a cluster's)
+    lat_column: str = "lat"
+    lng_column: str = "lng"
+    case_level_columns: tuple[str, ...] = ()  # text that may identify a case: blanked below "points"
+
+    def __post_init__(self):
+        if self.grain not in GRAINS:
+            raise ValueError(f"grain must be one of {GRAINS}, got {self.grain!r}")
+
+
+# ---- jurisdiction ----------------------------------------------------------------------------------
+class Jurisdiction:
+    """The precinct polygons, to tell whether a cell or a point lies in a principal's precincts."""
+
+    def __init__(self, precincts: Sequence[AreaShape]):
+        self._shapes = {a.area_id: a for a in precincts}
+        self._lock = threading.Lock()
+        self._cell_area: dict[str, str | None] = {}
+
+    def precinct_of_cells(self, cells: Iterable[str]) -> dict[str, str | None]:
+        wanted = [c for c in dict.fromkeys(cells) if isinstance(c, str)]
+        with self._lock:
+            missing = [c for c in wanted if c not in self._cell_area]
+        if missing:
+            found = areas_of_cells(missing, list(self._shapes.values()))
+            with self._lock:
+                for c in missing:
+                    self._cell_area[c] = found.get(c)
+        with self._lock:
+            return {c: self._cell_area.get(c) for c in wanted}
+
+    def cells_within(self, cells: pd.Series, precincts: frozenset[str]) -> np.ndarray:
+        """Boolean mask: the cell's centre lies in one of ``precincts``."""
+        located = self.precinct_of_cells(cells.dropna().tolist())
+        return cells.map(lambda c: located.get(c) in precincts).to_numpy(dtype=bool)
+
+    def points_within(self, lat: pd.Series, lng: pd.Series, precincts: frozenset[str]) -> np.ndarray:
+        shapes = [self._shapes[p] for p in precincts if p in self._shapes]
+        if not shapes or len(lat) == 0:
+            return np.zeros(len(lat), dtype=bool)
+        ok = lat.notna().to_numpy() & lng.notna().to_numpy()
+        out = np.zeros(len(lat), dtype=bool)
+        if ok.any():
+            out[ok] = pd.notna(point_areas(lat[ok].to_numpy(float), lng[ok].to_numpy(float), shapes))
+        return out
+
+
+_jurisdictions: dict[tuple[str, str], Jurisdiction] = {}
+_jurisdiction_lock = threading.Lock()
+
+
+def jurisdiction(store: Store) -> Jurisdiction:
+    """The city's precincts as stored (rebuilt when the areas change)."""
+    key = (str(store.path), q.areas_version(store))
+    with _jurisdiction_lock:
+        found = _jurisdictions.get(key)
+    if found is not None:
+        return found
+    shapes = []
+    for r in q.areas(store, ("precinct",)).itertuples(index=False):
+        try:
+            shapes.append(AreaShape(r.area_id, r.name, r.kind, r.population, geometry_from_geojson(r.geometry)))
+        except ValueError:
+            continue  # a precinct that cannot be parsed holds nothing: its officers see only public figures
+    made = Jurisdiction(shapes)
+    with _jurisdiction_lock:
+        _jurisdictions.clear()  # one city per process: keep the newest
+        _jurisdictions[key] = made
+    return made
+
+
+# ---- the function ----------------------------------------------------------------------------------
+def disclose(principal: Principal, frame: pd.DataFrame, spec: Disclosure, *, min_count: int,
+             jurisdiction: Jurisdiction | None = None) -> pd.DataFrame:
+    """``frame`` cut to what ``principal`` may see (see the module docstring for the rules).
+
+    Count and derived columns come back as floats with NaN where withheld, each with a boolean
+    ``<column>__suppressed`` beside it; case-level text columns are None below ``points``.
+    """
+    out = frame.copy()
+    needed = _LEVEL_FOR_GRAIN[spec.grain]
+    if not principal.sees_at_least(needed):
+        return _with_flags(out.iloc[0:0], spec)
+    if spec.grain in ("cell", "point") and principal.precincts:
+        out = _cut_to_scope(out, spec, principal.precincts, jurisdiction)
+    out = out.reset_index(drop=True)
+    if not principal.may_see_points:
+        for column in spec.case_level_columns:
+            if column in out:
+                out[column] = None
+    out = _suppress_small_counts(out, spec, min_count, enabled=not principal.may_see_small_counts)
+    if spec.grain in ("cell", "point"):
+        note_release(spec.resource, needed, len(out))
+    return out
+
+
+def _cut_to_scope(frame: pd.DataFrame, spec: Disclosure, precincts: frozenset[str],
+                  jurisdiction: Jurisdiction | None) -> pd.DataFrame:
+    """Rows (and cells of cell lists) inside the principal's precincts only."""
+    if jurisdiction is None:
+        raise ValueError(f"{spec.resource}: a precinct-bound principal needs the jurisdiction to cut by")
+    if spec.grain == "point":
+        return frame[jurisdiction.points_within(frame[spec.lat_column], frame[spec.lng_column], precincts)]
+    if spec.cell_column is not None:
+        frame = frame[jurisdiction.cells_within(frame[spec.cell_column], precincts)]
+    if spec.cell_list_columns and len(frame):
+        frame = frame.copy()
+        every = [c for column in spec.cell_list_columns for cells in frame[column] for c in _cell_list(cells)]
+        located = jurisdiction.precinct_of_cells(every)
+        for column in spec.cell_list_columns:
+            frame[column] = [[c for c in _cell_list(cells) if located.get(c) in precincts] for cells in frame[column]]
+        if spec.cell_column is None:
+            keep = np.zeros(len(frame), dtype=bool)
+            for column in spec.cell_list_columns:
+                keep |= np.array([len(cells) > 0 for cells in frame[column]], dtype=bool)
+            frame = frame[keep]
+    return frame
+
+
+def _cell_list(cells) -> list:
+    """A stored list of cells (DuckDB hands VARCHAR[] over as an array) as a list; [] for none."""
+    return [] if cells is None or (isinstance(cells, float) and np.isnan(cells)) else list(cells)
+
+
+def _with_flags(frame: pd.DataFrame, spec: Disclosure) -> pd.DataFrame:
+    for column in (*spec.counts, *(c for c, _ in spec.derived)):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            frame[column + SUPPRESSED_SUFFIX] = pd.Series(False, index=frame.index, dtype=bool)
+    return frame
+
+
+def _suppress_small_counts(frame: pd.DataFrame, spec: Disclosure, min_count: int, enabled: bool) -> pd.DataFrame:
+    frame = _with_flags(frame, spec)
+    if not enabled or frame.empty:
+        return frame
+    for column in spec.counts:
+        if column not in frame:
+            continue
+        small = frame[column].map(lambda v: is_small_count(v, min_count)).to_numpy(dtype=bool)
+        if column in spec.complementary:
+            small = _complementary(frame, column, small, spec.group_by)
+        flag = column + SUPPRESSED_SUFFIX
+        frame[flag] = small
+        frame.loc[small, column] = np.nan
+    for column, basis in spec.derived:
+        if column in frame and basis + SUPPRESSED_SUFFIX in frame:
+            hidden = frame[basis + SUPPRESSED_SUFFIX].to_numpy(dtype=bool)
+            frame[column + SUPPRESSED_SUFFIX] = hidden
+            frame.loc[hidden, column] = np.nan
+    return frame
+
+
+def _complementary(frame: pd.DataFrame, column: str, small: np.ndarray, group_by: tuple[str, ...]) -> np.ndarray:
+    """Withhold the next smallest positive part of any group that has exactly one withheld part."""
+    small = small.copy()
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    groups = [np.arange(len(frame))] if not group_by else [
+        np.asarray(idx) for idx in frame.groupby(list(group_by), sort=False).indices.values()]
+    for rows in groups:
+        while small[rows].sum() == 1:
+            candidates = [r for r in rows if not small[r] and math.isfinite(values[r]) and values[r] > 0]
+            if not candidates:
+                break  # the only other parts are zero or unknown: nothing left to hide it behind
+            small[min(candidates, key=lambda r: values[r])] = True
+    return small
