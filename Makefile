@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run serve test test-fast bench-ingest bench-clusters system-deps venv clean
+.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters system-deps venv clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,11 @@ test-fast: venv
 
 bench-ingest: venv system-deps
 	$(BIN)/python bench/ingest.py
+
+# Peak RSS of file ingest, streaming vs. whole-file, on 50 MB / 200 MB / 1 GB readings files (several
+# minutes; BENCH_ARGS=--sizes=20,50 for a quick run).
+bench-ingest-memory: venv
+	$(BIN)/python bench/ingest_memory.py $(BENCH_ARGS)
 
 bench-clusters: venv
 	$(BIN)/python bench/clusters.py

@@ -1,6 +1,7 @@
 """Builds the ValidationContext from what the store knows (boundary, areas, registered ids)."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -22,6 +23,11 @@ class ContextProvider:
         self._lock = threading.Lock()
         self._cached: ValidationContext | None = None
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the contexts are built from (the file ingestor reads its limits here too)."""
+        return self._settings
+
     def invalidate(self) -> None:
         with self._lock:
             self._cached = None
@@ -32,10 +38,7 @@ class ContextProvider:
             if self._cached is None:
                 self._cached = self._load()
             base = self._cached
-        return ValidationContext(
-            now=utc_now(), h3_resolution=base.h3_resolution, boundary=base.boundary,
-            community_locator=base.community_locator, sensor_ids=base.sensor_ids,
-            facility_ids=base.facility_ids, area_ids=base.area_ids, max_future_skew=base.max_future_skew)
+        return dataclasses.replace(base, now=utc_now())
 
     def _load(self) -> ValidationContext:
         areas = self._store.read("SELECT area_id, name, kind, population, geometry FROM areas")
@@ -55,4 +58,5 @@ class ContextProvider:
             facility_ids=frozenset(self._store.read("SELECT facility_id FROM facilities")["facility_id"]),
             area_ids=frozenset(areas["area_id"]),
             max_future_skew=timedelta(seconds=self._settings.ingest.max_future_skew_s),
+            earliest_date=self._settings.ingest.earliest_date,
         )

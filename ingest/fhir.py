@@ -22,7 +22,8 @@ A ``Location`` becomes a facility registry record (id = the Location's id, name,
 of facilities that are not registered are quarantined as ``unknown_facility`` by the normal
 validation (ingest.records), so SANER, CSV and MQTT reports land in ``capacity_reports`` alike.
 Files: a single MeasureReport, a single Location, or a Bundle of them; FileIngestor hands any JSON
-file whose ``resourceType`` is one of those to :func:`ingest_fhir_document`.
+file whose ``resourceType`` is one of those to :func:`ingest_fhir_document`. Each resource is judged
+on its own: one that this module fails on is quarantined (``unexpected_error``), the rest are stored.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.batch import BatchBuilder
+from ingest.batch import BatchBuilder, commit_batch, describe_exception
 from ingest.context import ContextProvider
 from ingest.records import Reject
 from store import BatchResult, Store
@@ -231,17 +232,25 @@ def resources_in(doc: Any) -> Iterator[Mapping[str, Any]]:
         yield doc
 
 
+def may_be_fhir(name: str, head: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` may hold a FHIR resource (worth parsing to see)."""
+    return name.lower().endswith(".json") and b'"resourceType"' in head[:4096]
+
+
+def is_fhir_document(doc: Any) -> bool:
+    """Whether a parsed JSON document is a FHIR resource this module ingests."""
+    return isinstance(doc, Mapping) and doc.get("resourceType") in FHIR_FILE_TYPES
+
+
 def sniff_fhir(name: str, data: bytes) -> Any | None:
     """The parsed document if ``data`` is a JSON FHIR resource this module ingests, else None."""
-    if not name.lower().endswith(".json") or b'"resourceType"' not in data[:4096]:
+    if not may_be_fhir(name, data):
         return None
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError):
         return None  # the ordinary file path reports it with its reason code
-    if isinstance(doc, Mapping) and doc.get("resourceType") in FHIR_FILE_TYPES:
-        return doc
-    return None
+    return doc if is_fhir_document(doc) else None
 
 
 def _raw(resource: Mapping) -> bytes:
@@ -266,8 +275,11 @@ def ingest_fhir_document(doc: Any, store: Store, contexts: ContextProvider, sour
             try:
                 builder.add("facility", facility_record(loc, organizations), _raw(loc), ctx)
             except FhirReject as rej:
-                builder.reject(rej.code, rej.detail, _raw(loc), kind="facility", record_key=loc.get("id"))
-        total = total + store.write_batch(builder.build()).result()
+                builder.reject(rej.code, rej.detail, _raw(loc), kind="facility", record_key=_resource_id(loc))
+            except Exception as exc:  # a resource shaped in a way this module does not foresee
+                builder.reject("unexpected_error", describe_exception(exc), _raw(loc), kind="facility",
+                               record_key=_resource_id(loc))
+        total = total + commit_batch(store, builder.build())
         contexts.invalidate()
     ctx = contexts.get()
     builder = BatchBuilder(source, "file")
@@ -278,7 +290,16 @@ def ingest_fhir_document(doc: Any, store: Store, contexts: ContextProvider, sour
         try:
             record = capacity_record(parse_measure_report(res))
         except FhirReject as rej:
-            builder.reject(rej.code, rej.detail, raw, kind="capacity", record_key=res.get("id"))
+            builder.reject(rej.code, rej.detail, raw, kind="capacity", record_key=_resource_id(res))
+            continue
+        except Exception as exc:  # e.g. a subject that is a string, not a Reference object
+            builder.reject("unexpected_error", describe_exception(exc), raw, kind="capacity",
+                           record_key=_resource_id(res))
             continue
         builder.add("capacity", record, raw, ctx)
-    return total + store.write_batch(builder.build(file_sha256=file_sha256, file_name=file_name)).result()
+    return total + commit_batch(store, builder.build(file_sha256=file_sha256, file_name=file_name))
+
+
+def _resource_id(resource: Mapping) -> str | None:
+    rid = resource.get("id")
+    return rid if isinstance(rid, str) else None

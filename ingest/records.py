@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -17,8 +18,15 @@ from typing import Any
 import shapely
 
 from geo.areas import PointLocator, contains_lat_lng, geometry_from_geojson
-from geo.cells import is_valid_cell, latlng_to_cell
+from geo.cells import cell_resolution, cell_to_latlng, is_valid_cell, latlng_to_cell
 from ingest.reasons import REASONS
+
+# The largest values the store's integer columns hold (store/schema.py): a larger count would make
+# DuckDB refuse the whole batch at insert, so it is refused here, as one record, with its reason.
+INT32_MAX = 2**31 - 1  # DuckDB INTEGER: tests, capacity counts, facility beds
+INT64_MAX = 2**63 - 1  # DuckDB BIGINT: areas.population, readings.seq
+# The default of ingest.earliest_date (settings.py says why), for contexts built without settings.
+DEFAULT_EARLIEST_DATE = date(2000, 1, 1)
 
 
 class Reject(Exception):
@@ -43,6 +51,7 @@ class ValidationContext:
     area_ids: frozenset[str] = frozenset()
     max_future_skew: timedelta = timedelta(minutes=5)
     check_registries: bool = True
+    earliest_date: date = DEFAULT_EARLIEST_DATE  # ingest.earliest_date
 
 
 # ---- field parsers: value (from JSON, or text from CSV) -> typed value, or Reject ----------------
@@ -51,6 +60,8 @@ Parser = Callable[[Any, str, bool], Any]
 
 def _text(value, name, from_text):
     if isinstance(value, str):
+        if not from_text and not value.isascii():
+            _check_encodable(value, name)
         return value.strip()
     if from_text:
         return str(value)
@@ -80,13 +91,43 @@ def _finite(value, name, from_text) -> float:
     return v
 
 
-def _count(value, name, from_text) -> int:
-    v = _number(value, name, from_text)
+def _check_encodable(value: str, name: str) -> None:
+    # JSON may escape a lone UTF-16 surrogate ("\\ud800"): valid JSON, but not text that UTF-8 (and so
+    # the store) can hold; left in, it fails the whole batch when the batch is built.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Reject("not_utf8", f"{name} holds a lone surrogate escape, which is not text") from None
+
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def _whole_number(value, name, from_text) -> int:
+    """An exact integer: a JSON integer as it is, a whole float (``3.0``), or decimal text from CSV.
+
+    Not through float(): a float holds integers exactly only up to 2**53, and readings.seq is 64-bit.
+    """
+    if isinstance(value, bool):
+        raise Reject("wrong_type", f"{name} must be a whole number, got a boolean")
+    if isinstance(value, int):
+        return value
+    if from_text and isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        try:
+            return int(value.strip())
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise Reject("value_out_of_range", f"{name} has {len(value.strip())} digits") from None
+    v = _number(value, name, from_text)  # 3.0, or "1e3" in a CSV cell
     if not math.isfinite(v) or v != int(v):
         raise Reject("wrong_type", f"{name} must be a whole number, got {value!r:.40}")
-    if v < 0:
-        raise Reject("negative_count", f"{name} is {int(v)}")
     return int(v)
+
+
+def _count(value, name, from_text) -> int:
+    v = _whole_number(value, name, from_text)
+    if v < 0:
+        raise Reject("negative_count", f"{name} is {v}")
+    return v
 
 
 def _nonneg_float(value, name, from_text) -> float:
@@ -123,7 +164,13 @@ def _timestamp(value, name, from_text) -> datetime:
     if ts.tzinfo is None:
         # A time without an offset is ambiguous by hours in a city; refuse rather than guess.
         raise Reject("timestamp_without_timezone", f"{name} {value!r:.40} has no UTC offset")
-    return ts.astimezone(timezone.utc)
+    try:
+        return ts.astimezone(timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00+08:00 is in year 0 in UTC (and 9999-12-31T23:00-05:00 in year 10000),
+        # which Python's datetime cannot hold.
+        code = "date_too_old" if ts.year == 1 else "future_timestamp"
+        raise Reject(code, f"{name} {value!r:.40} is outside the years 1 to 9999 in UTC") from None
 
 
 def _one_of(*allowed: str) -> Parser:
@@ -139,8 +186,10 @@ def _one_of(*allowed: str) -> Parser:
 def _geometry(value, name, from_text):
     try:
         return geometry_from_geojson(value)
-    except (ValueError, TypeError, AttributeError, json.JSONDecodeError) as exc:
-        raise Reject("invalid_geometry", f"{name}: {exc}") from None
+    # shapely reports a malformed GeoJSON geometry in many ways: KeyError for a Polygon without
+    # "coordinates", TypeError/IndexError/ValueError for coordinates of the wrong shape.
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.ShapelyError) as exc:
+        raise Reject("invalid_geometry", f"{name}: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 STATUSES = ("suspected", "confirmed", "recovered", "deceased")
@@ -156,13 +205,15 @@ class FieldSpec:
     parse: Parser
     required: bool = True
     doc: str = ""
+    maximum: int | None = None  # for integers: the largest value the store's column holds
 
 
 F = FieldSpec
 FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
     "area": {
         "area_id": F(_text, doc="stable id"), "name": F(_text), "kind": F(_one_of(*AREA_KINDS)),
-        "population": F(_count, required=False), "geometry": F(_geometry, doc="GeoJSON Polygon/MultiPolygon, lng,lat"),
+        "population": F(_count, required=False, maximum=INT64_MAX),
+        "geometry": F(_geometry, doc="GeoJSON Polygon/MultiPolygon, lng,lat"),
     },
     "sensor": {
         "sensor_id": F(_text), "kind": F(_one_of(*SENSOR_KINDS)), "name": F(_text, required=False),
@@ -171,7 +222,8 @@ FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
     "facility": {
         "facility_id": F(_text), "name": F(_text), "kind": F(_one_of(*FACILITY_KINDS)),
         "owner": F(_text, required=False), "lat": F(_number), "lng": F(_number),
-        "beds": F(_count, required=False), "icu_beds": F(_count, required=False),
+        "beds": F(_count, required=False, maximum=INT32_MAX),
+        "icu_beds": F(_count, required=False, maximum=INT32_MAX),
     },
     "case": {
         "case_id": F(_text), "reported_date": F(_date), "onset_date": F(_date, required=False),
@@ -182,18 +234,23 @@ FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
     },
     "test": {
         "test_date": F(_date), "area_id": F(_text, required=False), "h3_cell": F(_text, required=False),
-        "tested": F(_count), "positive": F(_count),
+        "tested": F(_count, maximum=INT32_MAX), "positive": F(_count, maximum=INT32_MAX),
     },
     "reading": {
-        "sensor_id": F(_text), "seq": F(_count, doc="per-sensor sequence number; with sensor_id the natural key"),
+        "sensor_id": F(_text), "seq": F(_count, doc="per-sensor sequence number; with sensor_id the natural key",
+                                      maximum=INT64_MAX),
         "ts": F(_timestamp, doc="ISO 8601 with UTC offset"), "metric": F(_text), "value": F(_finite),
         "unit": F(_text, required=False),
     },
     "capacity": {
-        "facility_id": F(_text), "reported_at": F(_timestamp), "beds_total": F(_count), "beds_occupied": F(_count),
-        "icu_total": F(_count, required=False), "icu_occupied": F(_count, required=False),
-        "ventilators_total": F(_count, required=False), "ventilators_in_use": F(_count, required=False),
-        "staff_on_duty": F(_count, required=False), "covid_patients": F(_count, required=False),
+        "facility_id": F(_text), "reported_at": F(_timestamp),
+        "beds_total": F(_count, maximum=INT32_MAX), "beds_occupied": F(_count, maximum=INT32_MAX),
+        "icu_total": F(_count, required=False, maximum=INT32_MAX),
+        "icu_occupied": F(_count, required=False, maximum=INT32_MAX),
+        "ventilators_total": F(_count, required=False, maximum=INT32_MAX),
+        "ventilators_in_use": F(_count, required=False, maximum=INT32_MAX),
+        "staff_on_duty": F(_count, required=False, maximum=INT32_MAX),
+        "covid_patients": F(_count, required=False, maximum=INT32_MAX),
     },
     "supply": {
         "facility_id": F(_text), "reported_at": F(_timestamp), "item": F(_text), "stock": F(_nonneg_float),
@@ -227,7 +284,30 @@ def _parse_fields(kind: str, record: Mapping[str, Any], from_text: bool) -> dict
             out[name] = None
             continue
         out[name] = spec.parse(value, name, from_text)
+        if spec.maximum is not None and out[name] > spec.maximum:
+            raise Reject("value_out_of_range", f"{kind} {name} {_brief_int(out[name])} is above "
+                         f"{spec.maximum:,}, the largest value the store holds")
     return out
+
+
+def _brief_int(v: int) -> str:
+    # str() of an integer of more than 4,300 digits raises (CVE-2020-10735 limit); say its size instead.
+    return f"{v:,}" if v.bit_length() <= 128 else f"(a {v.bit_length()}-bit number)"
+
+
+_TIME_PARSERS = (_date, _timestamp)
+
+
+def _check_not_too_old(kind: str, row: dict, ctx: ValidationContext) -> None:
+    """Every date and time of the record is on or after ingest.earliest_date."""
+    for name, spec in FIELD_SPECS[kind].items():
+        value = row[name]
+        if value is None or spec.parse not in _TIME_PARSERS:
+            continue
+        day = value.date() if isinstance(value, datetime) else value
+        if day < ctx.earliest_date:
+            raise Reject("date_too_old", f"{name} {value.isoformat()} is before ingest.earliest_date "
+                         f"({ctx.earliest_date.isoformat()})")
 
 
 def _check_point(lat: float, lng: float, ctx: ValidationContext) -> None:
@@ -248,6 +328,23 @@ def _check_not_future_date(d: date | None, name: str, ctx: ValidationContext) ->
     # Dates are local to the city; allow one day for time zones ahead of UTC.
     if d is not None and d > (ctx.now + timedelta(days=1)).date():
         raise Reject("future_timestamp", f"{name} {d.isoformat()} is in the future")
+
+
+def _check_cell(cell: str, name: str, ctx: ValidationContext) -> None:
+    """A given H3 cell is valid, at the city's resolution (map.h3_resolution) and inside the city.
+
+    A cell of another resolution is refused rather than converted: a resolution-0 cell is a
+    continent, and the wall map would draw it.
+    """
+    if not is_valid_cell(cell):
+        raise Reject("invalid_h3", f"{name} {cell!r:.40}")
+    resolution = cell_resolution(cell)
+    if resolution != ctx.h3_resolution:
+        raise Reject("wrong_h3_resolution", f"{name} {cell} is at resolution {resolution}; this city uses "
+                     f"{ctx.h3_resolution} (map.h3_resolution)")
+    lat, lng = cell_to_latlng(cell)
+    if not contains_lat_lng(ctx.boundary, lat, lng):  # no boundary loaded: not checked
+        raise Reject("outside_city", f"{name} {cell} (centre {lat:.5f}, {lng:.5f}) is outside the city boundary")
 
 
 def _check_known(value: str | None, known: frozenset[str], code: str, what: str, ctx: ValidationContext) -> None:
@@ -285,8 +382,8 @@ def _check_case(row: dict, ctx: ValidationContext) -> None:
             raise Reject("invalid_h3", f"h3_cell {given_cell!r:.40}")
     else:
         row["area_id"] = None
-        if row["h3_cell"] is not None and not is_valid_cell(row["h3_cell"]):
-            raise Reject("invalid_h3", f"h3_cell {row['h3_cell']!r:.40}")
+        if row["h3_cell"] is not None:
+            _check_cell(row["h3_cell"], "h3_cell", ctx)
     if row["imported"] is None:
         row["imported"] = False
 
@@ -297,8 +394,8 @@ def _check_test(row: dict, ctx: ValidationContext) -> None:
         raise Reject("positive_exceeds_tested", f"positive {row['positive']} > tested {row['tested']}")
     if row["area_id"] is None and row["h3_cell"] is None:
         raise Reject("missing_field", "test needs area_id or h3_cell")
-    if row["h3_cell"] is not None and not is_valid_cell(row["h3_cell"]):
-        raise Reject("invalid_h3", f"h3_cell {row['h3_cell']!r:.40}")
+    if row["h3_cell"] is not None:
+        _check_cell(row["h3_cell"], "h3_cell", ctx)
     _check_known(row["area_id"], ctx.area_ids, "unknown_area", "area", ctx)
     row["unit_id"] = f"area:{row['area_id']}" if row["area_id"] else f"cell:{row['h3_cell']}"
 
@@ -359,5 +456,6 @@ def validate_record(kind: str, record: Any, ctx: ValidationContext, *, from_text
     if not isinstance(record, Mapping):
         raise Reject("not_an_object", f"a {kind} record must be an object, got {type(record).__name__}")
     row = _parse_fields(kind, record, from_text)
+    _check_not_too_old(kind, row, ctx)
     CHECKS[kind](row, ctx)
     return row

@@ -37,6 +37,8 @@ def schema_for(kind: str) -> dict:
     props = {}
     for name, spec in specs.items():
         prop = _field_schema(spec)
+        if spec.maximum is not None:
+            prop["maximum"] = spec.maximum  # the store's column holds no more (ingest.records)
         if spec.doc:
             prop["description"] = spec.doc
         props[name] = prop if spec.required else {"anyOf": [prop, {"type": "null"}], **(

@@ -25,7 +25,7 @@ from store import Store
 from store import queries_indicators as qi
 from tests.conftest import shared_data
 from tests.mqtt_helpers import *  # noqa: F401,F403  (fixtures: mosquitto, city_store, settings)
-from tests.mqtt_helpers import LAYOUT, capacity, encode, start_ingestor, wait_for
+from tests.mqtt_helpers import LAYOUT, capacity, encode, publisher, start_ingestor, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = "pheoc/capacity-test"
@@ -131,8 +131,7 @@ def test_capacity_over_a_real_broker_lands_in_the_same_table(mosquitto, city_sto
     store, contexts = city_store
     ingestor = start_ingestor(store, contexts, settings, mosquitto)
     try:
-        from ingest.mqtt import MqttPublisher
-        with MqttPublisher(mosquitto.host, mosquitto.port, client_id="capacity-test-pub").connect() as pub:
+        with publisher(mosquitto, client_id="capacity-test-pub") as pub:
             pub.publish(LAYOUT.capacity("hosp-1"), encode(capacity(None, 5, total=400, occupied=300)))
             pub.publish(LAYOUT.capacity("hosp-2"), encode(capacity(None, 5, total=100, occupied=150)))
         wait_for(lambda: store.scalar("SELECT count(*) FROM capacity_reports") == 1
