@@ -20,6 +20,9 @@ Prints one JSON line. Everything is measured in the same run against the same Mo
   (the primary key should make this 0); ``redelivered`` (extra): deliveries the store counted as
   identical duplicates.
 
+Every client logs in as pheoc's do: the ingestor and the two reference subscribers with the embedded
+broker's ingest login, the publishers with its publisher login (passwords and ACLs: ingest/broker.py).
+
 Run: ``python bench/ingest.py [--messages N]`` (needs Mosquitto; see ingest/broker.py).
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import shutil
 import sys
 import tempfile
 import threading
@@ -45,7 +49,7 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
 from ingest.batch import BatchBuilder  # noqa: E402
-from ingest.broker import EmbeddedBroker, find_mosquitto  # noqa: E402
+from ingest.broker import EmbeddedBroker, Login, find_mosquitto  # noqa: E402
 from ingest.context import ContextProvider  # noqa: E402
 from ingest.mqtt import MqttIngestor, MqttPublisher  # noqa: E402
 from ingest.topics import TopicLayout  # noqa: E402
@@ -71,27 +75,27 @@ def payload(i: int, seq: int, ts: str) -> bytes:
             f'"value":{(i * 7919) % 10007 / 10.0},"unit":"copies/L"}}').encode()
 
 
-def publish_bulk(host: str, port: int, n: int, result: mp.Queue) -> None:
+def publish_bulk(host: str, port: int, login: Login, n: int, result: mp.Queue) -> None:
     """Child process: publish n readings as fast as paho allows, wait for every PUBACK."""
     layout = TopicLayout(PREFIX)
     ts = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
     topics = [layout.readings(sensor_id(i)) for i in range(SENSORS)]
     t0 = time.perf_counter()
-    with MqttPublisher(host, port, client_id="bench-publisher") as pub:
+    with MqttPublisher(host, port, login=login, client_id="bench-publisher") as pub:
         for i in range(n):
             pub.publish(topics[i % SENSORS], payload(i, i // SENSORS, ts), wait=False)
         pub.flush(TIMEOUT_S)
     result.put(n / (time.perf_counter() - t0))
 
 
-def publish_steady(host: str, port: int, rate: int, seconds: int, result: mp.Queue) -> None:
+def publish_steady(host: str, port: int, login: Login, rate: int, seconds: int, result: mp.Queue) -> None:
     """Child process: publish at a steady rate, each reading stamped with its publish time."""
     layout = TopicLayout(PREFIX)
     topics = [layout.readings(sensor_id(i)) for i in range(SENSORS)]
     tick = 0.01
     per_tick = int(rate * tick)
     n = rate * seconds
-    with MqttPublisher(host, port, client_id="bench-steady") as pub:
+    with MqttPublisher(host, port, login=login, client_id="bench-steady") as pub:
         start = time.perf_counter()
         i = 0
         while i < n:
@@ -114,9 +118,10 @@ def run_child(target, *args):
     return proc, q
 
 
-def v5_client(client_id: str, manual_ack: bool = False) -> tuple[paho.Client, Properties]:
+def v5_client(client_id: str, login: Login, manual_ack: bool = False) -> tuple[paho.Client, Properties]:
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
                          manual_ack=manual_ack)
+    client.username_pw_set(login.username, login.password)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = 65_535
@@ -125,7 +130,7 @@ def v5_client(client_id: str, manual_ack: bool = False) -> tuple[paho.Client, Pr
 
 def create_session(broker: EmbeddedBroker, client_id: str) -> None:
     """Connect once, subscribe at QoS 1, leave: the broker now queues for this session."""
-    client, props = v5_client(client_id)
+    client, props = v5_client(client_id, broker.ingest_login)
     subscribed = threading.Event()
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_connect = lambda c, *a: c.subscribe(f"{PREFIX}/#", qos=1)
@@ -143,7 +148,7 @@ def drain_counting(broker: EmbeddedBroker, client_id: str, n: int) -> float:
 
 def _timed_drain(broker: EmbeddedBroker, client_id: str, n: int, handle, name: str) -> float:
     """Resume ``client_id``'s offline session, pass each payload to ``handle`` until n; return msg/s."""
-    client, props = v5_client(client_id)
+    client, props = v5_client(client_id, broker.ingest_login)
     done = threading.Event()
     received = [0]
 
@@ -219,7 +224,8 @@ def register_sensors(store: Store, contexts: ContextProvider) -> None:
 def drain_pheoc(store: Store, contexts: ContextProvider, settings: Settings, broker: EmbeddedBroker,
                 n: int) -> tuple[MqttIngestor, float]:
     """pheoc's ingestor: connect -> n readings committed. Returns the running ingestor and msg/s."""
-    ingestor = MqttIngestor(store, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port)
+    ingestor = MqttIngestor(store, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port,
+                            login=broker.ingest_login)
     t0 = time.perf_counter()
     ingestor.start()
     deadline = time.monotonic() + TIMEOUT_S
@@ -236,7 +242,8 @@ def main() -> None:
     assert find_mosquitto(), "Mosquitto is required (apt-get install mosquitto)"
     work = Path(tempfile.mkdtemp(prefix="pheoc-bench-"))
     out: dict = {"messages": n}
-    with EmbeddedBroker(work / "broker", max_queued_messages=10 * n) as broker:
+    # The broker's own temporary folder: as root it runs as the 'mosquitto' user, which must reach it.
+    with EmbeddedBroker(topic_prefix=PREFIX, max_queued_messages=10 * n) as broker:
         # Each pheoc round gets its own persistent session and its own DuckDB file.
         rounds = []
         for r in range(1, ROUNDS + 1):
@@ -249,7 +256,8 @@ def main() -> None:
             contexts = ContextProvider(store, settings)
             register_sensors(store, contexts)
             clock = CommitClock(store)
-            first = MqttIngestor(clock, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port)
+            first = MqttIngestor(clock, contexts, settings.mqtt, settings.ingest, host=broker.host, port=broker.port,
+                                 login=broker.ingest_login)
             first.start()  # creates its persistent session and subscription
             assert first.wait_ready(10)
             first.stop()
@@ -257,7 +265,7 @@ def main() -> None:
             rounds.append((settings, store, contexts, clock))
         create_session(broker, "bench-floor")
 
-        proc, q = run_child(publish_bulk, broker.host, broker.port, n)
+        proc, q = run_child(publish_bulk, broker.host, broker.port, broker.publisher_login, n)
         out["rate_publish"] = round(q.get(timeout=TIMEOUT_S))
         proc.join()
 
@@ -279,7 +287,8 @@ def main() -> None:
         # Latency, with the last round's ingestor still connected.
         settings, store, contexts, clock = rounds[-1]
         clock.commits.clear()
-        proc, q = run_child(publish_steady, broker.host, broker.port, LATENCY_RATE, LATENCY_SECONDS)
+        proc, q = run_child(publish_steady, broker.host, broker.port, broker.publisher_login, LATENCY_RATE,
+                            LATENCY_SECONDS)
         steady_n = q.get(timeout=TIMEOUT_S)
         proc.join()
         deadline = time.monotonic() + 60
@@ -301,6 +310,7 @@ def main() -> None:
             quarantined += int(store.scalar("SELECT count(*) FROM quarantine"))
             store.close()
         out.update(lost=lost, duplicated=duplicated, redelivered=redelivered, quarantined=quarantined)
+    shutil.rmtree(work, ignore_errors=True)
     out["ratio_ceiling"] = round(out["rate_pheoc"] / out["rate_ceiling"], 3)
     out["ratio_floor"] = round(out["rate_pheoc"] / out["rate_floor"], 2)
     out["method"] = ("broker preloaded for offline persistent sessions, consumers drained one at a time, "

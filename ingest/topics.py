@@ -66,6 +66,12 @@ class TopicLayout:
     def supplies(self, facility_id: str) -> str:
         return f"{self.prefix}/supplies/{facility_id}"
 
+    @property
+    def publish_filters(self) -> tuple[str, ...]:
+        """The layout as MQTT topic filters, ``+`` standing for an id: what a publisher may write to
+        (the embedded broker's ACL). A topic outside these is refused by the broker."""
+        return (self.readings("+"), self.cases(), self.tests(), self.capacity("+"), self.supplies("+"))
+
     # ---- parsing -------------------------------------------------------------------------------
     def route(self, topic: str) -> TopicRoute:
         """The route of a topic (cached); ``UNKNOWN`` when it is not part of the layout."""

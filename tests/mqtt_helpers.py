@@ -1,6 +1,11 @@
-"""Fixtures and helpers for the MQTT tests: a real Mosquitto on a free loopback port, a real DuckDB
-file on tmp_path, a small synthetic city (boundary, two communities, sensors, facilities) written
-through the normal validation path, and payload builders.
+"""Fixtures and helpers for the MQTT tests: a real Mosquitto on a free loopback port, with passwords
+and ACLs as pheoc runs it, a real DuckDB file on tmp_path, a small synthetic city (boundary, two
+communities, sensors, facilities) written through the normal validation path, and payload builders.
+
+The ingestor logs in the way an external deployment does: the settings name environment variables
+(``INGEST_USER_ENV``/``INGEST_PASSWORD_ENV``) and the ``mosquitto`` fixture sets them to the broker's
+ingest login, so a worker process started by a test inherits them too. Publishers log in with the
+broker's ``publisher_login`` (``publisher(broker)``).
 
 Use from a test module with ``from tests.mqtt_helpers import *`` (fixtures must be in the
 module's namespace for pytest to find them).
@@ -18,13 +23,15 @@ import pytest
 from ingest.batch import BatchBuilder
 from ingest.broker import EmbeddedBroker, find_mosquitto
 from ingest.context import ContextProvider
-from ingest.mqtt import MqttIngestor
+from ingest.mqtt import MqttIngestor, MqttPublisher
 from ingest.topics import TopicLayout
 from settings import IngestConfig, MqttConfig, Settings
 from store import Store
 
 PREFIX = "pheoc/testville"
 LAYOUT = TopicLayout(PREFIX)
+INGEST_USER_ENV = "PHEOC_TEST_MQTT_USER"
+INGEST_PASSWORD_ENV = "PHEOC_TEST_MQTT_PASSWORD"
 
 # A square city split into a west and an east community (GeoJSON is lng,lat).
 WEST, EAST, SOUTH, NORTH, MID = 101.60, 101.80, 2.80, 3.00, 101.70
@@ -63,7 +70,8 @@ def make_settings(*, batch_max_rows: int = 5000, batch_max_ms: int = 100, max_pa
         "ingest": {"batch_max_rows": batch_max_rows, "batch_max_ms": batch_max_ms,
                    "max_payload_bytes": max_payload_bytes},
         "mqtt": {"mode": "external", "host": "127.0.0.1", "port": port, "topic_prefix": PREFIX,
-                 "client_id": client_id, "session_expiry_s": session_expiry_s},
+                 "client_id": client_id, "session_expiry_s": session_expiry_s,
+                 "username_env": INGEST_USER_ENV, "password_env": INGEST_PASSWORD_ENV},
     })
 
 
@@ -122,13 +130,23 @@ def count(store: Store, table: str) -> int:
 
 # ---- fixtures ------------------------------------------------------------------------------------
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A real Mosquitto with persistence on, on a free loopback port; stopped with SIGTERM."""
+def mosquitto(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedBroker]:
+    """A real Mosquitto with persistence, passwords and ACLs, on a free loopback port; stopped with
+    SIGTERM. Its folder is a fresh one under the system's temporary folder (not tmp_path, which a
+    root test run keeps at mode 0700, out of reach of the 'mosquitto' user the broker then runs as)."""
     assert find_mosquitto(), "Mosquitto is required for the MQTT tests (apt-get install mosquitto)"
-    broker = EmbeddedBroker(tmp_path / "broker").start()
+    broker = EmbeddedBroker(topic_prefix=PREFIX).start()
     assert broker.kind == "mosquitto"
+    monkeypatch.setenv(INGEST_USER_ENV, broker.ingest_login.username)
+    monkeypatch.setenv(INGEST_PASSWORD_ENV, broker.ingest_login.password)
     yield broker
-    broker.stop(remove_workdir=False)
+    broker.stop()
+
+
+def publisher(broker: EmbeddedBroker, **kwargs) -> MqttPublisher:
+    """A publisher logged in as the broker's publish-only identity (not yet connected)."""
+    return MqttPublisher(broker.host, broker.port, login=broker.publisher_login, protocol_v5=broker.mqtt_v5,
+                         **kwargs)
 
 
 @pytest.fixture
@@ -155,7 +173,8 @@ def start_ingestor(store, contexts: ContextProvider, settings: Settings, broker:
 
 
 __all__ = [
-    "AREAS", "EAST", "FACILITIES", "FACILITY_IDS", "LAYOUT", "MID", "NORTH", "PREFIX", "SENSORS", "SENSOR_IDS",
-    "SOUTH", "WEST", "IngestConfig", "MqttConfig", "capacity", "case", "city_store", "count", "encode",
-    "make_settings", "mosquitto", "now_utc", "reading", "register_city", "settings", "start_ingestor", "wait_for",
+    "AREAS", "EAST", "FACILITIES", "FACILITY_IDS", "INGEST_PASSWORD_ENV", "INGEST_USER_ENV", "LAYOUT", "MID",
+    "NORTH", "PREFIX", "SENSORS", "SENSOR_IDS", "SOUTH", "WEST", "IngestConfig", "MqttConfig", "capacity", "case",
+    "city_store", "count", "encode", "make_settings", "mosquitto", "now_utc", "publisher", "reading",
+    "register_city", "settings", "start_ingestor", "wait_for",
 ]

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from ingest.context import ContextProvider
-from ingest.mqtt import MqttPublisher
 from store import Store
 from tests.mqtt_helpers import *  # noqa: F401,F403  (fixtures and helpers)
-from tests.mqtt_helpers import (LAYOUT, SENSOR_IDS, count, encode, make_settings, reading, register_city,
+from tests.mqtt_helpers import (LAYOUT, SENSOR_IDS, count, encode, make_settings, publisher, reading, register_city,
                                 start_ingestor, wait_for)
 
 WORKER = Path(__file__).resolve().parent / "ingest_worker.py"
@@ -102,7 +101,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(tmp_path, mosquitto, setti
     good: set[tuple[str, int]] = set()
     bad: set[bytes] = set()
     killed_with = None
-    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+    with publisher(mosquitto) as pub:
         for i in range(n):
             sid = SENSOR_IDS[i % len(SENSOR_IDS)]
             if i % 97 == 13:  # a bad message now and then: its ledger entry is the quarantine
@@ -144,7 +143,7 @@ def test_broker_restart_mid_stream_loses_nothing(mosquitto, city_store, settings
 
     def publish_all():
         try:
-            with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+            with publisher(mosquitto) as pub:
                 for sid, i in sorted(ledger, key=lambda k: k[1]):
                     pub.publish(LAYOUT.readings(sid), encode(reading(None, i)), wait=False)
                     if i % 100 == 99:
@@ -154,15 +153,15 @@ def test_broker_restart_mid_stream_loses_nothing(mosquitto, city_store, settings
             failure.append(exc)
         published.set()
 
-    publisher = threading.Thread(target=publish_all)
-    publisher.start()
+    publishing = threading.Thread(target=publish_all)
+    publishing.start()
     wait_for(lambda: count(store, "readings") >= 800, message="stream under way")
     assert not published.is_set()  # mid-stream
     mosquitto.stop(remove_workdir=False)  # SIGTERM: Mosquitto saves its persistence file
     time.sleep(0.5)
     mosquitto.start()
     assert published.wait(120) and not failure, failure
-    publisher.join()
+    publishing.join()
     wait_for(lambda: count(store, "readings") >= n, 60, message="everything stored after the restart")
     time.sleep(0.5)
     ingestor.stop()
@@ -176,7 +175,7 @@ def test_store_failures_are_retried_and_the_loop_survives(mosquitto, city_store,
     # the first submission raises, the second returns a failed commit; the rest work
     faulty = FaultyStore(store, lambda batch, call: {1: "raise", 2: "fail"}.get(call))
     ingestor = start_ingestor(faulty, contexts, settings, mosquitto)
-    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+    with publisher(mosquitto) as pub:
         for i in range(100):
             pub.publish(LAYOUT.readings(SENSOR_IDS[i % 3]), encode(reading(None, i)), wait=False)
         pub.flush()
@@ -202,7 +201,7 @@ def test_a_record_the_store_refuses_is_quarantined_not_blocking(mosquitto, city_
         return "fail" if frame is not None and (frame["value"] == 666.0).any() else None
 
     ingestor = start_ingestor(FaultyStore(store, refuse_poison), contexts, settings, mosquitto)
-    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+    with publisher(mosquitto) as pub:
         for i in range(60):
             pub.publish(LAYOUT.readings(SENSOR_IDS[i % 3]), encode(reading(None, i, 666.0 if i == 30 else 1.0)),
                         wait=False)
@@ -211,7 +210,7 @@ def test_a_record_the_store_refuses_is_quarantined_not_blocking(mosquitto, city_
              message="all but the poison stored")
     ingestor.stop()
     code, detail, raw = store.read_rows("SELECT reason_code, reason_detail, raw_payload FROM quarantine")[0]
-    assert code == "invalid_value" and "refused" in detail
+    assert code == "store_refused" and detail  # the same reason as a file row the store refuses
     assert json.loads(bytes(raw))["value"] == 666.0
     assert ingestor.stats().acked == 60
 
@@ -221,7 +220,7 @@ def test_watchdog_restarts_a_dead_network_loop(mosquitto, city_store, settings):
     ingestor = start_ingestor(store, contexts, settings, mosquitto)
     ingestor._client.loop_stop()  # the network thread ends, as if an exception had killed it
     wait_for(lambda: ingestor.stats().loop_restarts >= 1, 10, message="the watchdog restarting the loop")
-    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+    with publisher(mosquitto) as pub:
         for i in range(50):
             pub.publish(LAYOUT.readings("ww-002"), encode(reading(None, i)), wait=False)
         pub.flush()
@@ -242,7 +241,7 @@ def test_a_failing_on_message_loses_nothing(mosquitto, city_store, settings):
         return real_put(item)
 
     ingestor._buffer.put = put_failing_once
-    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+    with publisher(mosquitto) as pub:
         for i in range(40):
             pub.publish(LAYOUT.readings("ww-004"), encode(reading(None, i)), wait=False)
         pub.flush()
@@ -271,7 +270,7 @@ def test_backpressure_with_a_tiny_queue_and_a_slow_writer_loses_nothing(tmp_path
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+        with publisher(mosquitto) as pub:
             for i in range(300):
                 pub.publish(LAYOUT.readings(SENSOR_IDS[i % 7]), encode(reading(None, i)), wait=False)
             pub.flush()
