@@ -7,8 +7,9 @@ case per 100,000 in an area of 100,000 people is one case).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from analytics import indicators as ind
 
@@ -148,14 +149,20 @@ OUTLOOK_KEYS = (DAYS_TO_BED_THRESHOLD, DAYS_TO_BED_THRESHOLD_UPPER, DAYS_TO_ICU_
 STORED_KEYS = tuple(k for k in CATALOG if k not in LIVE_KEYS + OUTLOOK_KEYS)
 
 
+def small_counts(values: np.ndarray, min_count: int) -> np.ndarray:
+    """The small-count rule on an array: a count of people from 1 to ``min_count - 1`` could single
+    someone out (privacy.min_count). Zero does not, and neither does an unknown (NaN) value."""
+    values = np.asarray(values, dtype=float)
+    return np.isfinite(values) & (values > 0) & (values < min_count)
+
+
 def is_small_count(value, min_count: int) -> bool:
-    """The small-count rule: a count of people from 1 to ``min_count - 1`` could single someone out
-    (privacy.min_count). Zero does not, and neither does an unknown value."""
+    """small_counts for one value (anything that is not a number is not a small count)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         return False
-    return math.isfinite(v) and 0 < v < min_count
+    return bool(small_counts(np.array([v]), min_count)[0])
 
 
 def spec(key: str) -> IndicatorSpec:

@@ -94,6 +94,18 @@ def set_disabled(store: Store, username: str, disabled: bool, *, actor: str) -> 
     return qa.submit_audited(store, job).result(timeout=30)
 
 
+def end_sessions(store: Store, username: str, *, actor: str) -> int:
+    """End every open session of a user (they sign in again); returns how many were ended."""
+    user = _existing(store, username)
+    now = _now()
+
+    def job(con):
+        ended = qa.revoke_user_sessions_in(con, user.username, now, "ended by an administrator")
+        qa.append_audit_in(con, actor, "sessions_ended", f"user:{user.username}", {"sessions_ended": ended}, now)
+        return ended
+    return qa.submit_audited(store, job).result(timeout=30)
+
+
 def ensure_first_admin(store: Store, settings: Settings, passwords: Passwords) -> str | None:
     """With no users yet, create the admin named by the configured environment variables."""
     if qa.user_count(store):

@@ -5,13 +5,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analytics.catalog import COUNT
 from components.theme import MUTED, OKABE_ITO, base_layout
+from services.formatting import display_value
 
 
 def count_hover(values: pd.Series, suppressed: pd.Series | None, min_count: int) -> list[str]:
     """Hover text of disclosed daily counts: "<k" where withheld, "–" where unknown."""
     hidden = suppressed.fillna(False).astype(bool) if suppressed is not None else pd.Series(False, index=values.index)
-    return [f"<{min_count}" if h else ("–" if pd.isna(v) else f"{v:,.0f}") for v, h in zip(values, hidden)]
+    return [display_value(COUNT, v, suppressed=h, min_count=min_count) for v, h in zip(values, hidden)]
 
 
 def trend_figure(trend: pd.DataFrame, *, min_count: int, height: int | None = None) -> go.Figure:

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from analytics.catalog import COUNT
 from components.text import plotly_text
+from services.formatting import display_value
 from components.theme import MUTED, SEQUENTIAL, base_layout
 from geo.cells import cell_to_boundary_lnglat
 
@@ -111,7 +113,7 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
             ring = rings[0]
             centres_x.append(sum(p[0] for p in ring[:-1]) / max(len(ring) - 1, 1))
             centres_y.append(sum(p[1] for p in ring[:-1]) / max(len(ring) - 1, 1))
-            count = f"<{min_count}" if hidden else f"{int(v):,}"
+            count = display_value(COUNT, v, suppressed=hidden, min_count=min_count)
             where = f"cell {place}" if grain == "cell" else plotly_text(names.get(place, place))
             hover.append(f"{value_label}: {count}<br>{where}")
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):

@@ -53,3 +53,7 @@ AUDIT_TABLE = "audit-table"
 AUDIT_CHECK = "audit-check"
 AUDIT_CHECK_RESULT = "audit-check-result"
 AUDIT_REFRESH = "audit-refresh"
+USERS_TABLE = "users-table"
+USERS_ACTION = "users-action"  # pattern-matching type: {"type": ..., "user": <name>, "action": <action>}
+USERS_STATUS = "users-status"
+USERS_REFRESH = "users-refresh"

@@ -31,7 +31,7 @@ from analytics import indicators as ind
 from analytics.forecast import NY_RED_ZONE_DAYS
 from auth.principal import Principal
 from geo.distance import great_circle_distance_km
-from services.indicators import Figure, IndicatorReport, NoIndicators, disclosed_day_table, indicator_report
+from services.indicators import Figure, IndicatorReport, NoIndicators, detail_of, disclosed_day_table, indicator_report
 from services.privacy import SUPPRESSED_SUFFIX, Disclosure, disclose
 from services.series import daily_view
 from services.supplies import supply_rows
@@ -225,23 +225,13 @@ def _tiles(report: IndicatorReport, facilities: pd.DataFrame, sites: pd.DataFram
     out = []
     for key in TILE_KEYS:
         figure = f[key]
-        detail, status = "", figure.status
-        if key == ind.BED_OCCUPANCY:
-            detail = f"{f[cat.BEDS_OCCUPIED].display} of {f[cat.BEDS_TOTAL].display} beds"
-        elif key == cat.BEDS_FREE:
-            detail = f"in {f[cat.HOSPITALS_REPORTING].display} reporting hospitals"
-        elif key == ind.ICU_OCCUPANCY:
-            detail = f"{f[cat.ICU_OCCUPIED].display} of {f[cat.ICU_TOTAL].display} ICU beds"
-        elif key == cat.VENTILATORS_IN_USE:
-            detail = f"of {f[cat.VENTILATORS_TOTAL].display}"
-        elif key == cat.DAYS_TO_BED_THRESHOLD:
+        detail, status = detail_of(report, key), figure.status
+        if key == cat.DAYS_TO_BED_THRESHOLD:
             detail, status = _days_detail(report, facilities)
         elif key == cat.FACILITIES_STALE:
             detail, status = f"of {len(facilities)} facilities", ("bad" if figure.value else "ok")
         elif key == cat.SUPPLIES_LOW:
-            critical = f[cat.SUPPLIES_CRITICAL]
-            detail = f"{critical.display} critical" if figure.value else "all above the warning level"
-            status = "bad" if critical.value else "warn" if figure.value else "ok"
+            status = "bad" if f[cat.SUPPLIES_CRITICAL].value else "warn" if figure.value else "ok"
         elif key == cat.POTENTIAL_BEDS:
             detail = f"at {len(sites)} potential sites"
         out.append(Tile(figure, detail, "neutral" if figure.suppressed else status))

@@ -20,7 +20,7 @@ from auth.principal import Principal
 from geo.cells import is_valid_cell
 from geo.grid import PopulationGrid, cases_on_grid, population_grid, spread_tests_to_grid
 from rulebooks import load_zone_rulebook
-from services.privacy import Disclosure, disclose, jurisdiction
+from services.privacy import Disclosure, disclose, jurisdiction, may_see_cell
 from settings import Settings
 from store import Store
 from store import queries as q
@@ -169,9 +169,7 @@ def place_history(store: Store, settings: Settings, principal: Principal, kind: 
     elif kind == "cell":
         if not is_valid_cell(key):
             return _not_found(kind, key)
-        inside = disclose(principal, pd.DataFrame({"h3_cell": [key]}), Disclosure("clusters.place", grain="cell"),
-                          min_count=k, jurisdiction=area)
-        if inside.empty:
+        if not may_see_cell(principal, key, area):
             return _not_found(kind, key)
         cells = (key,)
         zone = disclose(principal, qc.zones_holding_cell(store, key), ZONES, min_count=k, jurisdiction=area)

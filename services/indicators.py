@@ -106,11 +106,13 @@ def _moment(day: date, latest: date, settings: Settings, now: datetime) -> datet
     return min(end, now)
 
 
-def day_table(store: Store, settings: Settings, day: date, now: datetime | None = None) -> pd.DataFrame:
-    """Every figure of every area and the city on ``day`` as stored (one row per area), before disclosure."""
+def day_table(store: Store, settings: Settings, day: date, now: datetime | None = None,
+              area_ids: list[str] | None = None) -> pd.DataFrame:
+    """Every figure of every area (or of ``area_ids``) and the city on ``day`` as stored (one row per area),
+    before disclosure."""
     now = now or datetime.now(timezone.utc)
     latest = latest_day(store)
-    long = qi.indicator_values(store, day)
+    long = qi.indicator_values(store, day, area_ids)
     if long.empty or latest is None:
         raise NoIndicators(f"no indicators stored for {day.isoformat()}")
     wide = long.pivot(index="area_id", columns="indicator", values="value")
@@ -138,15 +140,23 @@ def day_table(store: Store, settings: Settings, day: date, now: datetime | None 
     return wide[[*cat.CATALOG, *beyond]].rename_axis("area_id").reset_index()
 
 
+AREAS = Disclosure("indicators", grain="area", counts=COUNT_KEYS, derived=DERIVED, complementary=AREA_PARTS)
+CITY = Disclosure("indicators", grain="city", counts=COUNT_KEYS, derived=DERIVED)
+
+
 def disclosed_day_table(store: Store, settings: Settings, principal: Principal, day: date,
-                        now: datetime | None = None) -> pd.DataFrame:
-    """day_table cut to the principal: small counts (and what derives from them) withheld, areas together."""
-    table = day_table(store, settings, day, now)
+                        now: datetime | None = None, city_only: bool = False) -> pd.DataFrame:
+    """day_table cut to the principal: small counts (and what derives from them) withheld, areas together.
+
+    ``city_only``: just the city's row (withheld by its own counts alone; the areas' complementary
+    suppression does not touch the city's total).
+    """
+    table = day_table(store, settings, day, now, [CITYWIDE] if city_only else None)
     k = settings.privacy.min_count
-    spec = Disclosure("indicators", grain="area", counts=COUNT_KEYS, derived=DERIVED, complementary=AREA_PARTS)
-    areas = disclose(principal, table[table["area_id"] != CITYWIDE], spec, min_count=k)
-    city = disclose(principal, table[table["area_id"] == CITYWIDE],
-                    Disclosure("indicators", grain="city", counts=COUNT_KEYS, derived=DERIVED), min_count=k)
+    city = disclose(principal, table[table["area_id"] == CITYWIDE], CITY, min_count=k)
+    if city_only:
+        return city
+    areas = disclose(principal, table[table["area_id"] != CITYWIDE], AREAS, min_count=k)
     return pd.concat([city, areas], ignore_index=True)
 
 
@@ -176,11 +186,30 @@ def indicator_report(store: Store, settings: Settings, principal: Principal, are
     if latest is None:
         raise NoIndicators("no indicators stored yet (the indicators job has not run)")
     day = day or latest
-    table = disclosed_day_table(store, settings, principal, day, now)
+    table = disclosed_day_table(store, settings, principal, day, now, city_only=area_id == CITYWIDE)
     match = table[table["area_id"] == area_id]
     if match.empty:
         raise NoIndicators(f"no indicators stored for {area_id} on {day.isoformat()}")
     return report_from_row(match.iloc[0], day, latest, names[area_id], settings)
+
+
+def detail_of(report: IndicatorReport, key: str) -> str:
+    """The line under a figure's tile that says what it is made of, the same on every page."""
+    f = report.figures
+    details = {
+        cat.INCIDENCE_7D_PER_100K: lambda: f"{f[cat.NEW_CASES_7D].display} cases in 7 days",
+        ind.TEST_POSITIVITY_7D: lambda: f"{f[cat.POSITIVE_TESTS_7D].display} of {f[cat.TESTS_7D].display} tests",
+        ind.BED_OCCUPANCY: lambda: f"{f[cat.BEDS_OCCUPIED].display} of {f[cat.BEDS_TOTAL].display} beds",
+        ind.ICU_OCCUPANCY: lambda: f"{f[cat.ICU_OCCUPIED].display} of {f[cat.ICU_TOTAL].display} ICU beds",
+        cat.BEDS_FREE: lambda: f"in {f[cat.HOSPITALS_REPORTING].display} reporting hospitals",
+        cat.VENTILATORS_IN_USE: lambda: f"of {f[cat.VENTILATORS_TOTAL].display}",
+        ind.RT: lambda: "7-day window, Cori et al." if f[ind.RT].value is not None else "too few cases to estimate",
+        cat.ACTIVE_ALERTS: lambda: "raised and not resolved",
+        cat.SUPPLIES_LOW: lambda: (f"{f[cat.SUPPLIES_CRITICAL].display} critical" if f[key].value
+                                   else "all above the warning level"),
+    }
+    detail = details[key]() if key in details else ""
+    return detail or ("small count withheld" if f[key].suppressed else "")
 
 
 def previous_report(store: Store, settings: Settings, principal: Principal, report: IndicatorReport,

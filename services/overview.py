@@ -15,7 +15,7 @@ from analytics import catalog as cat
 from analytics import indicators as ind
 from auth.principal import Principal
 from services.formatting import change_text
-from services.indicators import Figure, IndicatorReport, NoIndicators, indicator_report, previous_report
+from services.indicators import Figure, IndicatorReport, NoIndicators, detail_of, indicator_report, previous_report
 from services.privacy import Disclosure, disclose, jurisdiction
 from services.series import daily_view
 from settings import Settings
@@ -58,27 +58,14 @@ class OverviewData:
 def _tile(report: IndicatorReport, key: str, week_before: IndicatorReport | None) -> Tile:
     f = report.figures
     figure = f[key]
-    detail, status = "", figure.status
+    detail, status = detail_of(report, key), figure.status
     if key == cat.NEW_CASES_24H:
         previous = week_before.figures[key] if week_before else None
         detail, status = change_text(figure.value, previous.value if previous else None, what="same day last week")
     elif key == cat.NEW_CASES_7D:
         detail, status = change_text(figure.value, f[cat.NEW_CASES_PREVIOUS_7D].value)
-    elif key == cat.INCIDENCE_7D_PER_100K:
-        detail = f"{f[cat.NEW_CASES_7D].display} cases in 7 days"
-    elif key == ind.TEST_POSITIVITY_7D:
-        detail = f"{f[cat.POSITIVE_TESTS_7D].display} of {f[cat.TESTS_7D].display} tests"
-    elif key == ind.BED_OCCUPANCY:
-        detail = f"{f[cat.BEDS_OCCUPIED].display} of {f[cat.BEDS_TOTAL].display} beds"
-    elif key == ind.ICU_OCCUPANCY:
-        detail = f"{f[cat.ICU_OCCUPIED].display} of {f[cat.ICU_TOTAL].display} ICU beds"
-    elif key == ind.RT:
-        detail = "7-day window, Cori et al." if figure.value is not None else "too few cases to estimate"
     elif key == cat.ACTIVE_ALERTS:
-        detail = "raised and not resolved"
         status = "bad" if figure.value else "ok"
-    if not detail and figure.suppressed:
-        detail = "small count withheld"
     return Tile(figure, detail, status if not figure.suppressed else "neutral")
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.catalog import is_small_count
+from analytics.catalog import small_counts
 from auth.ledger import note_release
 from auth.principal import Principal
 from geo.areas import AreaShape, geometry_from_geojson
@@ -148,6 +148,18 @@ def disclose(principal: Principal, frame: pd.DataFrame, spec: Disclosure, *, min
     return out
 
 
+def may_see_cell(principal: Principal, cell: str, jurisdiction: Jurisdiction | None) -> bool:
+    """Whether one cell is within what the principal may see (detail level and precincts): the rule
+    disclose() applies to a table of cells, asked of one cell (a place someone clicked)."""
+    if not principal.sees_at_least("cells"):
+        return False
+    if not principal.precincts:
+        return True
+    if jurisdiction is None:
+        raise ValueError("a precinct-bound principal needs the jurisdiction to cut by")
+    return bool(jurisdiction.cells_within(pd.Series([cell]), principal.precincts)[0])
+
+
 def _cut_to_scope(frame: pd.DataFrame, spec: Disclosure, precincts: frozenset[str],
                   jurisdiction: Jurisdiction | None) -> pd.DataFrame:
     """Rows (and cells of cell lists) inside the principal's precincts only."""
@@ -177,38 +189,50 @@ def _cell_list(cells) -> list:
 
 
 def _with_flags(frame: pd.DataFrame, spec: Disclosure) -> pd.DataFrame:
-    for column in (*spec.counts, *(c for c, _ in spec.derived)):
-        if column in frame:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-            frame[column + SUPPRESSED_SUFFIX] = pd.Series(False, index=frame.index, dtype=bool)
-    return frame
+    """The table with its count and derived columns as floats and all-False flags beside them."""
+    return _replace_columns(frame, *_numeric_columns(frame, spec))
+
+
+def _numeric_columns(frame: pd.DataFrame, spec: Disclosure) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    columns = [c for c in dict.fromkeys((*spec.counts, *(c for c, _ in spec.derived))) if c in frame]
+    values = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, copy=True) for c in columns}
+    flags = {c: np.zeros(len(frame), dtype=bool) for c in columns}
+    return values, flags
+
+
+def _replace_columns(frame: pd.DataFrame, values: dict[str, np.ndarray], flags: dict[str, np.ndarray]) -> pd.DataFrame:
+    # One concat instead of a column at a time: a wide table (every indicator) is cut on each refresh.
+    if not values:
+        return frame
+    new = pd.DataFrame({**values, **{c + SUPPRESSED_SUFFIX: f for c, f in flags.items()}}, index=frame.index)
+    kept = frame.drop(columns=[c for c in new.columns if c in frame.columns])
+    return pd.concat([kept, new], axis=1)
 
 
 def _suppress_small_counts(frame: pd.DataFrame, spec: Disclosure, min_count: int, enabled: bool) -> pd.DataFrame:
-    frame = _with_flags(frame, spec)
-    if not enabled or frame.empty:
-        return frame
-    for column in spec.counts:
-        if column not in frame:
-            continue
-        small = frame[column].map(lambda v: is_small_count(v, min_count)).to_numpy(dtype=bool)
-        if column in spec.complementary:
-            small = _complementary(frame, column, small, spec.group_by)
-        flag = column + SUPPRESSED_SUFFIX
-        frame[flag] = small
-        frame.loc[small, column] = np.nan
-    for column, basis in spec.derived:
-        if column in frame and basis + SUPPRESSED_SUFFIX in frame:
-            hidden = frame[basis + SUPPRESSED_SUFFIX].to_numpy(dtype=bool)
-            frame[column + SUPPRESSED_SUFFIX] = hidden
-            frame.loc[hidden, column] = np.nan
-    return frame
+    values, flags = _numeric_columns(frame, spec)
+    if enabled and len(frame):
+        for column in spec.counts:
+            if column not in values:
+                continue
+            v = values[column]
+            small = small_counts(v, min_count)
+            if column in spec.complementary:
+                small = _complementary(frame, v, small, spec.group_by)
+            flags[column] = small
+            v[small] = np.nan
+        for column, basis in spec.derived:
+            if column in values and basis in flags:
+                hidden = flags[basis] | flags[column]
+                flags[column] = hidden
+                values[column][hidden] = np.nan
+    return _replace_columns(frame, values, flags)
 
 
-def _complementary(frame: pd.DataFrame, column: str, small: np.ndarray, group_by: tuple[str, ...]) -> np.ndarray:
+def _complementary(frame: pd.DataFrame, values: np.ndarray, small: np.ndarray, group_by: tuple[str, ...]
+                   ) -> np.ndarray:
     """Withhold the next smallest positive part of any group that has exactly one withheld part."""
     small = small.copy()
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     groups = [np.arange(len(frame))] if not group_by else [
         np.asarray(idx) for idx in frame.groupby(list(group_by), sort=False).indices.values()]
     for rows in groups:

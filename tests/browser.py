@@ -133,7 +133,8 @@ def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = No
     cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
     cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
     cfg["store"]["path"] = str(db)
-    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5)
+    # Test files are written whole before the watcher looks: no need to wait for them to settle.
+    cfg["ingest"].update(inbox=str(folder / "inbox"), watch_interval_s=0.5, settle_s=0)
     cfg["mqtt"]["mode"] = "off"
     port = free_port()
     cfg["server"]["port"] = port

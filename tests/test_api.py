@@ -2,14 +2,12 @@
 as JSON naming the parameter, the OpenAPI document, tokens made by the CLI, and the audit of reads."""
 from __future__ import annotations
 
-import importlib
-import shutil
 from datetime import timedelta
 
 import pytest
 
-from tests.auth_helpers import FAST_AUTH, TEST_PASSWORD, sign_in_client
-from tests.conftest import ROOT
+from tests.app_helpers import app_on_copy, close_app
+from tests.auth_helpers import sign_in_client
 
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("/api/v1/indicators", "/api/v1/areas", "/api/v1/capacity", "/api/v1/clusters", "/api/v1/zones",
@@ -19,28 +17,14 @@ PUBLIC = {"/api/v1/indicators", "/api/v1/areas", "/api/v1/openapi.json"}
 
 @pytest.fixture(scope="module")
 def api(computed_city, tmp_path_factory):
-    from app import create_app
     from auth.tokens import create_token
-    from auth.users import add_user
-    from store import Store
 
-    settings, _, today = computed_city
-    folder = tmp_path_factory.mktemp("api")
-    db = folder / "pheoc.duckdb"
-    shutil.copy(settings.path(settings.store.path), db)
-    settings = settings.with_overrides(store=settings.store.model_copy(update={"path": db}),
-                                       auth=settings.auth.model_copy(update=FAST_AUTH), base_dir=ROOT)
-    store = Store(db)
-    importlib.reload(importlib.import_module("pages._shell"))
-    app = create_app(settings, store)
-    svc = app.server.extensions["pheoc.auth"]
-    for name, role in (("api-op", "operator"), ("api-admin", "admin"), ("api-cop", "police")):
-        add_user(store, svc.passwords, name, role, TEST_PASSWORD, actor="test")
+    settings, _, _today = computed_city
+    app, store, settings = app_on_copy(settings, tmp_path_factory.mktemp("api"),
+                                       (("api-op", "operator"), ("api-admin", "admin"), ("api-cop", "police")))
     tokens = {role: create_token(store, f"bot-{role}", role, (), "test") for role in ("operator", "admin", "police")}
-    app.server.test_client().get("/")
     yield app, store, settings, tokens
-    svc.stop()
-    store.close()
+    close_app(app, store)
 
 
 def _bearer(token: str) -> dict:

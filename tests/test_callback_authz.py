@@ -10,15 +10,13 @@ every callback, given a value of the wrong JSON type, must be HTTP 400 with a JS
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import shutil
 
 import dash
 import pytest
 
-from tests.auth_helpers import FAST_AUTH, TEST_PASSWORD, sign_in_client
-from tests.conftest import ROOT
+from tests.app_helpers import app_on_copy, close_app
+from tests.auth_helpers import sign_in_client
 
 pytestmark = pytest.mark.slow
 ROUTER_OUTPUT = "_pages_content.children"
@@ -26,33 +24,13 @@ ROUTER_OUTPUT = "_pages_content.children"
 
 @pytest.fixture(scope="module")
 def authz(demo_city, tmp_path_factory):
-    from app import create_app
-    from auth.users import add_user
     from auth.principal import SIGNED_IN_ROLES
-    from store import Store
 
     dsettings, _ = demo_city
-    folder = tmp_path_factory.mktemp("authz")
-    db = folder / "pheoc.duckdb"
-    shutil.copy(dsettings.path(dsettings.store.path), db)
-    settings = dsettings.with_overrides(store=dsettings.store.model_copy(update={"path": db}),
-                                        # every role signs in more than once within a minute here
-                                        auth=dsettings.auth.model_copy(update={**FAST_AUTH,
-                                                                               "login_rate_per_min": 1000}),
-                                        base_dir=ROOT)  # rulebooks and other relative paths: the project's
-    store = Store(db)
-    # Dash hands callbacks registered at import time (dash.callback in a non-page module such as
-    # pages/_shell.py) to the first app created in a process only; re-registering them here keeps
-    # this matrix complete when other tests created an app first. Page modules re-register per app.
-    importlib.reload(importlib.import_module("pages._shell"))
-    app = create_app(settings, store)
-    svc = app.server.extensions["pheoc.auth"]
-    for role in SIGNED_IN_ROLES:
-        add_user(store, svc.passwords, f"t-{role.replace('_', '-')}", role, TEST_PASSWORD, actor="test")
-    assert app.server.test_client().get("/").status_code == 200  # Dash collects callbacks, adds its router
+    app, store, _settings = app_on_copy(dsettings, tmp_path_factory.mktemp("authz"),
+                                        [(f"t-{role.replace('_', '-')}", role) for role in SIGNED_IN_ROLES])
     yield app, store
-    svc.stop()  # pending denial counts reach the log before the store closes
-    store.close()
+    close_app(app, store)  # pending denial counts reach the log before the store closes
 
 
 def _components(app) -> list[tuple]:

@@ -162,3 +162,13 @@ def test_every_combination_of_flags_is_consistent():
         for column in ("n", "m"):
             values = out[column].dropna()
             assert not values.between(1, K - 1).any(), (principal.role, grain, column, values.tolist())
+
+
+def test_one_cell_is_judged_by_the_same_rule_as_a_table_of_cells():
+    from services.privacy import may_see_cell
+
+    for principal in every_principal():
+        for cell in (CELL_W, CELL_E, OUTSIDE):
+            table = disclose(principal, pd.DataFrame({"h3_cell": [cell]}), Disclosure("t", grain="cell"),
+                             min_count=K, jurisdiction=JURISDICTION)
+            assert may_see_cell(principal, cell, JURISDICTION) == (len(table) == 1), (principal.role, cell)
