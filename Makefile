@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters system-deps venv clean
+.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing bench-address-check bench-panic system-deps venv clean
 
 venv: $(STAMP)
 
@@ -27,13 +27,16 @@ serve: venv
 	$(BIN)/python app.py serve
 
 # Mosquitto (real broker for the ingest tests) and Chromium + ChromeDriver (real browser for the
-# page tests) come from Debian packages; installed only when missing.
+# page tests, and the briefing's PDF printer) come from Debian packages; poppler-utils (pdftotext,
+# pdfimages) reads the briefing PDFs back in the tests. Installed only when missing; `make run` works
+# without them (the briefing page then says what the PDF needs).
 system-deps:
 	@if ! { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } \
-	   || ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
-	  echo "installing mosquitto, chromium and chromium-driver from Debian packages"; \
+	   || ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+	   || ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdfimages >/dev/null 2>&1; then \
+	  echo "installing mosquitto, chromium, chromium-driver and poppler-utils from Debian packages"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto chromium chromium-driver fonts-dejavu-core >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto chromium chromium-driver fonts-dejavu-core poppler-utils >/dev/null; \
 	fi
 
 test: venv system-deps
@@ -52,6 +55,29 @@ bench-ingest-memory: venv
 
 bench-clusters: venv
 	$(BIN)/python bench/clusters.py
+
+# Rolling-origin backtest of the early-warning forecast: every candidate and the job's method on the demo city,
+# Malaysian states and NYC (tuning vs out-of-sample series marked); a few minutes.
+bench-forecast: venv
+	$(BIN)/python bench/forecast_backtest.py $(BENCH_ARGS)
+
+# Delivery latency per channel (MQTT, webhook, e-mail to real local peers), outbox vs a direct send.
+bench-delivery: venv system-deps
+	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
+
+# The briefing PDF: render time (p50 of 5) and size, against the page's JSON render in the same run.
+bench-briefing: venv system-deps
+	$(BIN)/python bench/briefing_pdf.py
+
+# The address check on the 120-day demo city: p50/p95 per check and per keystroke of the address search,
+# against a naive scan of every address, polygon and case in the same run (builds the demo: ~1 min).
+bench-address-check: venv
+	$(BIN)/python bench/address_check.py $(BENCH_ARGS)
+
+# Panic-button latency: MQTT publish -> the press on a kiosk wall in headless Chromium, p50/p95 over 20
+# presses, against the ceiling of batching + sensor job + refresh in the same run (~4 min; BENCH_ARGS=--presses=5).
+bench-panic: venv system-deps
+	$(BIN)/python bench/panic_latency.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache tests/artifacts

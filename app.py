@@ -3,6 +3,7 @@
     python app.py serve  [--config PATH]            serve the dashboard with the configured ingestors
     python app.py demo   [--seed N] [--days N]      build the demo city, ingest it, serve with a live simulator
     python app.py ingest PATH [PATH ...]            one-shot ingest of files or folders
+    python app.py drill  [--no-serve]               a drill: scripted outbreak in its own database, EXERCISE only
 
 One process owns the DuckDB file: the web server and the ingestors run here as threads.
 """
@@ -118,8 +119,36 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
             "components": status,
         })
 
+    _install_basemap(app, settings)
     app.server.after_request(_security_headers(app, settings))
     return app
+
+
+def _install_basemap(app: dash.Dash, settings: Settings) -> None:
+    """Check the offline basemap's files at start (a bad one stops it, naming its key); with map.basemap
+    "mbtiles", serve that file's tiles from this origin (base-map tiles are not personal: no login needed)."""
+    from services.basemap import MBTILES_ROUTE, check_context_layers
+
+    check_context_layers(settings)
+    if settings.map.basemap != "mbtiles":
+        return
+    from flask import Response
+
+    from geo.mbtiles import MEDIA_TYPES, MbtilesError, read_tile, tile_format
+
+    path = settings.path(settings.map.tile_file)
+    try:
+        media_type = MEDIA_TYPES[tile_format(path)]
+    except MbtilesError as exc:
+        raise ConfigError(f"config 'map.tile_file': {exc}") from None
+
+    @app.server.get(MBTILES_ROUTE)
+    def basemap_tile(z: int, x: int, y: int):
+        data = read_tile(path, z, x, y)
+        if data is None:
+            return Response(status=204)  # no tile here: MapLibre draws nothing, without an error
+        # Tiles do not change while serving: the browser may keep them for an hour.
+        return Response(data, mimetype=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
 # ---- running -----------------------------------------------------------------------------------
@@ -154,17 +183,20 @@ def ingest_city_layers(settings: Settings, ingestor) -> None:
     """Load the configured boundary and area layers through the file ingest path (idempotent)."""
     layers = []
     if settings.city.boundary_file:
-        layers.append((settings.path(settings.city.boundary_file), "boundary", "city.boundary_file"))
+        layers.append((settings.path(settings.city.boundary_file), "boundary", None, "city.boundary_file"))
     for i, layer in enumerate(settings.city.area_layers):
         if layer.file:
-            layers.append((settings.path(layer.file), layer.kind, f"city.area_layers[{i}].file"))
-    for path, kind, key in layers:
+            layers.append((settings.path(layer.file), layer.kind, layer, f"city.area_layers[{i}].file"))
+    for path, kind, layer, key in layers:
         if not path.exists():
             raise ConfigError(f"config '{key}': file {path} does not exist "
                               "(run `python app.py demo` for the demo city, or point it at your GeoJSON)")
-        result = ingestor.ingest_file(path, area_kind=kind)
+        result = ingestor.ingest_file(path, area_kind=kind, layer=layer)
         if result.error:
             raise ConfigError(f"config '{key}': {path} was rejected: {result.error}")
+        if layer is not None and result.result.rejected:
+            log.warning("config '%s': %d features of %s were quarantined (see /rejected); check the layer's "
+                        "id_property/name_property", key, result.result.rejected, path.name)
 
 
 def _start_jobs(settings: Settings, store: Store, run_now: bool):
@@ -175,6 +207,14 @@ def _start_jobs(settings: Settings, store: Store, run_now: bool):
     for name, run, section in registered_jobs():
         every = getattr(settings, section).run_every_s
         scheduler.add(name, lambda run=run: run(store, settings, today_in(settings.city.timezone)), every)
+    from operator import attrgetter
+
+    from jobs.scheduler import registered_sensor_jobs
+    from jobs.sensor_alerts import check_config
+    check_config(settings)  # a missing or malformed sensors thresholds file stops the start, naming its key
+    for name, run, interval_key, lane in registered_sensor_jobs():
+        scheduler.add(name, lambda run=run: run(store, settings, today_in(settings.city.timezone)),
+                      attrgetter(interval_key)(settings), lane=lane)
     if run_now:
         scheduler.run_all_now()
     return scheduler.start()
@@ -192,17 +232,24 @@ def start_services(settings: Settings, *, simulator_manifest=None, run_jobs_now:
         ingest_city_layers(settings, files)
         services.started.append(InboxWatcher(files, settings.path(settings.ingest.inbox),
                                              settings.ingest.watch_interval_s).start())
+        mqtt_broker = None
         if settings.mqtt.mode != "off":
-            _start_mqtt(settings, store, contexts, services, simulator_manifest)
+            mqtt_broker = _start_mqtt(settings, store, contexts, services, simulator_manifest)
+        from delivery.worker import start_delivery  # sends the outbox: CAP warnings, briefings (delivery/)
+        services.started.append(start_delivery(store, settings, mqtt_broker))
         services.started.append(_start_jobs(settings, store, run_now=run_jobs_now))
+        if settings.briefing.scheduled:
+            from reports.outbox import BriefingOutbox  # the day's briefing, PDF + JSON, to briefing.outbox
+            services.started.append(BriefingOutbox(store, settings).start())
     except BaseException:
         services.stop()
         raise
     return services
 
 
-def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, simulator_manifest) -> None:
-    """The MQTT ingestor; in embedded mode also the broker, whose logins the clients are given."""
+def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, simulator_manifest) -> dict | None:
+    """The MQTT ingestor; in embedded mode also the broker, whose logins the clients are given. Returns
+    the embedded broker's address and publisher login for warning delivery (None: external broker)."""
     from ingest.broker import EmbeddedBroker
     from ingest.mqtt import MqttIngestor, MqttPublisher, installation_client_id
 
@@ -215,7 +262,7 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
     protocol_v5 = True
     if mqtt.mode == "embedded":
         broker = EmbeddedBroker(db.parent / "broker", topic_prefix=mqtt.topic_prefix, host="127.0.0.1",
-                                port=mqtt.port)
+                                port=mqtt.port, warnings_topic=settings.warnings.mqtt_topic)
         broker.start()
         services.started.append(broker)
         mqtt = mqtt.model_copy(update={"host": broker.host, "port": broker.port})
@@ -232,6 +279,9 @@ def _start_mqtt(settings: Settings, store: Store, contexts, services: Services, 
         simulator = LiveSimulator(simulator_manifest, publisher.publish, mqtt.topic_prefix, seed=settings.demo.seed,
                                   case_rate_multiplier=settings.demo.live_case_speedup)
         services.started.append(_Loop(simulator, settings.demo.simulator_interval_s))
+    if mqtt.mode != "embedded":
+        return None
+    return {"host": mqtt.host, "port": mqtt.port, "login": publisher_login, "protocol_v5": protocol_v5}
 
 
 class _Stopper:
@@ -313,20 +363,34 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def demo_settings(settings: Settings, workdir: Path) -> Settings:
+def demo_settings(settings: Settings, workdir: Path, database: str = "pheoc-demo.duckdb") -> Settings:
     """The demo keeps its own database and inbox under demo.workdir, so it never touches real data."""
     city = settings.city.model_dump()
     city["boundary_file"] = workdir / "city" / "boundary.geojson"
     city["area_layers"] = [
         {"kind": "community", "label": "Community area", "file": workdir / "city" / "communities.geojson"},
         {"kind": "precinct", "label": "Police precinct", "file": workdir / "city" / "precincts.geojson"}]
-    store = settings.store.model_copy(update={"path": workdir / "pheoc-demo.duckdb"})
+    store = settings.store.model_copy(update={"path": workdir / database})
     ingest = settings.ingest.model_copy(update={"inbox": workdir / "inbox"})
-    return settings.with_overrides(city=city, store=store, ingest=ingest)
+    warnings = settings.warnings.model_copy(update={"inbound_dir": workdir / "cap-inbox"})
+    # The demo city's own basemap layers and footfall capacities (demo/context.py, demo/sensors.py).
+    from demo.context import CONTEXT_FILES
+    from demo.sensors import CAPACITY_FILE
+    labels = {"water": "Water", "roads": "Main roads", "landmarks": "Landmarks"}
+    from settings import ContextLayer
+    map_ = settings.map.model_copy(update={"context_layers": tuple(
+        ContextLayer(id=k, label=labels[k], file=workdir / f) for k, f in CONTEXT_FILES.items())})
+    kinds = dict(settings.sensors.kinds)
+    if "footfall" in kinds:
+        kinds["footfall"] = kinds["footfall"].model_copy(update={"thresholds_file": workdir / CAPACITY_FILE})
+    sensors = settings.sensors.model_copy(update={"kinds": kinds})
+    return settings.with_overrides(city=city, store=store, ingest=ingest, warnings=warnings, map=map_,
+                                   sensors=sensors)
 
 
-def build_demo(settings: Settings, seed: int, days: int) -> tuple[Settings, Any]:
-    """Write the demo city as files, then load them through the real file ingest path."""
+def build_demo(settings: Settings, seed: int, days: int, *, exercise: str | None = None) -> tuple[Settings, Any]:
+    """Write the demo city as files, then load them through the real file ingest path. ``exercise`` names a
+    drill scenario: the database is marked as a drill's before anything is proposed (services.drill)."""
     from demo.files import write_demo
     from ingest.context import ContextProvider
     from ingest.files import FileIngestor
@@ -338,8 +402,11 @@ def build_demo(settings: Settings, seed: int, days: int) -> tuple[Settings, Any]
     now = datetime.now(tz)
     manifest = write_demo(workdir, seed=seed, days=days, end_date=now.date(), now=now,
                           h3_resolution=settings.map.h3_resolution, progress=_progress("demo"))
-    dsettings = demo_settings(settings, workdir)
+    dsettings = demo_settings(settings, workdir, "pheoc-drill.duckdb" if exercise else "pheoc-demo.duckdb")
     with Store(dsettings.path(dsettings.store.path), queue_size=dsettings.store.queue_size) as store:
+        if exercise:
+            from store.queries_warnings import mark_exercise_in
+            store.submit(lambda con: mark_exercise_in(con, exercise, datetime.now(timezone.utc))).result()
         contexts = ContextProvider(store, dsettings)
         files = FileIngestor(store, contexts, batch_rows=dsettings.ingest.batch_max_rows)
         ingest_city_layers(dsettings, files)
@@ -349,6 +416,10 @@ def build_demo(settings: Settings, seed: int, days: int) -> tuple[Settings, Any]
                   + (f" ({r.error})" if r.error else ""), file=sys.stderr)
         from auth.demo import create_demo_users  # one user per role, passwords printed
         create_demo_users(store, dsettings)
+        from demo.warnings import issue_demo_warnings, write_neighbour_alert  # issued CAP warnings from the start
+        issued = issue_demo_warnings(store, dsettings, now.date())
+        write_neighbour_alert(dsettings.path(dsettings.warnings.inbound_dir), dsettings, exercise=bool(exercise))
+        print(f"[demo] {issued} zone warning(s) proposed and approved by the demo operator", file=sys.stderr)
         counts = store.table_counts()
     print("[demo] rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v), file=sys.stderr)
     # Move the loaded files out of the inbox, as the watcher would have.
@@ -366,6 +437,21 @@ def cmd_demo(args) -> int:
     dsettings, manifest = build_demo(settings, args.seed if args.seed is not None else settings.demo.seed,
                                      args.days if args.days is not None else settings.demo.days)
     print(f"[demo] built and ingested in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    if args.no_serve:
+        return 0
+    serve(dsettings, start_services(dsettings, simulator_manifest=manifest, run_jobs_now=True))
+    return 0
+
+
+def cmd_drill(args) -> int:
+    """Drill mode: the scripted outbreak on synthetic data in its own database under drill.workdir, marked
+    as an exercise (every page shows EXERCISE, every warning has status Exercise), served like the demo."""
+    settings = _load(args)
+    drill = settings.drill
+    base = settings.with_overrides(demo=settings.demo.model_copy(update={"workdir": drill.workdir}))
+    dsettings, manifest = build_demo(base, drill.seed, drill.days,
+                                     exercise=f"synthetic outbreak (seed {drill.seed}, {drill.days} days)")
+    print(f"[drill] exercise database {dsettings.path(dsettings.store.path)}", file=sys.stderr)
     if args.no_serve:
         return 0
     serve(dsettings, start_services(dsettings, simulator_manifest=manifest, run_jobs_now=True))
@@ -446,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=None, help="days of epidemic history (default: demo.days)")
     p.add_argument("--no-serve", action="store_true", help="build and ingest only")
     p.set_defaults(func=cmd_demo)
+    p = with_config(sub.add_parser("drill", help="run a drill: a scripted outbreak on synthetic data, EXERCISE only",
+                                   description="Build the drill scenario (synthetic city and outbreak from "
+                                   "drill.seed) into its own database under drill.workdir, marked as an exercise: "
+                                   "every page shows EXERCISE and every CAP warning has status Exercise. Then serve it."))
+    p.add_argument("--no-serve", action="store_true", help="build only")
+    p.set_defaults(func=cmd_drill)
     p = with_config(sub.add_parser("ingest", help="one-shot ingest of files or folders",
                                    description="Validate and store CSV/JSON/NDJSON/GeoJSON files (see "
                                    "docs/ingest.md). Invalid records go to the quarantine table with a reason "
@@ -463,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay_moh)
     from auth.cli import register_commands  # users add|disable|enable|reset-password|list, audit verify, erase case
     register_commands(sub, with_config, for_demo=lambda s: demo_settings(s, s.path(s.demo.workdir)))
+    from reports.cli import register_commands as register_report_commands  # briefing, export-open-data
+    register_report_commands(sub, with_config, for_demo=lambda s: demo_settings(s, s.path(s.demo.workdir)))
     return parser
 
 

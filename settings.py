@@ -7,6 +7,7 @@ the file names the environment variable that holds them.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,13 @@ class AreaLayer(_Strict):
     kind: Literal["community", "precinct", "district"]
     label: str
     file: Path | None = None  # GeoJSON loaded through the file ingest path at start; None = already in the store
+    # A published layer names its fields its own way (NYC Open Data's precincts: "precinct", no name):
+    # which feature property holds the id, the name (absent: "<label> <id>") and the population. Ids
+    # get ``id_prefix`` so they cannot collide with another layer's (area ids are one namespace).
+    id_property: str = Field(default="area_id", min_length=1)
+    name_property: str = Field(default="name", min_length=1)
+    population_property: str | None = "population"
+    id_prefix: str = Field(default="", max_length=20)
 
 
 class CityConfig(_Strict):
@@ -133,17 +141,33 @@ class MqttConfig(_Strict):
                                        if getattr(self, k) is not None and not getattr(self, k).is_absolute()})
 
 
+class ContextLayer(_Strict):
+    """A layer drawn under every map for orientation (roads, water, landmarks): GeoJSON, read at start."""
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    label: str = Field(min_length=1)
+    file: Path
+
+
 class MapConfig(_Strict):
-    basemap: Literal["offline", "tiles"] = "offline"
+    # offline: the city's boundary, areas and context_layers, no tiles; tiles: also tile_url (a tile server
+    # inside the command centre's network); mbtiles: also the raster tiles of tile_file, served by pheoc itself.
+    basemap: Literal["offline", "tiles", "mbtiles"] = "offline"
     tile_url: str | None = None
+    tile_file: Path | None = None  # an MBTiles file (SQLite) of raster tiles, for basemap "mbtiles"
     tile_attribution: str = ""
     h3_resolution: int = Field(default=9, ge=7, le=10)
     recent_days: int = Field(default=14, ge=1, le=365)
+    context_layers: tuple[ContextLayer, ...] = ()
 
     @model_validator(mode="after")
     def _tiles_need_url(self):
         if self.basemap == "tiles" and not self.tile_url:
             raise ValueError("map.tile_url is required when map.basemap is 'tiles'")
+        if self.basemap == "mbtiles" and not self.tile_file:
+            raise ValueError("map.tile_file is required when map.basemap is 'mbtiles'")
+        ids = [layer.id for layer in self.context_layers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("map.context_layers: each id once")
         return self
 
 
@@ -152,10 +176,43 @@ class PrivacyConfig(_Strict):
     min_count: int = Field(default=5, ge=1, le=100)
 
 
+class PlaylistView(_Strict):
+    """One view of a wall playlist: a page, optionally with its query (an area, a precinct), for some seconds."""
+    page: str = Field(pattern=r"^/([^/\s#][^\s#]*)?$")  # a path on this site, e.g. /precincts?precinct=P01
+    seconds: int = Field(default=30, ge=3, le=3600)
+
+
+class FeedLimits(_Strict):
+    """When a feed (one record kind, any channel) is stale (amber) and dead (red): seconds since pheoc last
+    received a record of it."""
+    stale_after_s: int = Field(ge=1)
+    dead_after_s: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _dead_after_stale(self):
+        if self.dead_after_s < self.stale_after_s:
+            raise ValueError("dead_after_s must not be less than stale_after_s")
+        return self
+
+
+# Live feeds (sensor readings, case reports) should speak within minutes; tests, capacity, supplies and
+# admissions come once a day (the NHSN/SANER cadence), so they are stale after a day and two hours, as
+# capacity.stale_after_hours says of one facility's report.
+_DAILY_FEED = FeedLimits(stale_after_s=26 * 3600, dead_after_s=3 * 86_400)
+DEFAULT_FEED_LIMITS = {"reading": FeedLimits(stale_after_s=600, dead_after_s=3600),
+                       "case": FeedLimits(stale_after_s=6 * 3600, dead_after_s=2 * 86_400),
+                       "test": _DAILY_FEED, "capacity": _DAILY_FEED, "supply": _DAILY_FEED, "admission": _DAILY_FEED}
+
+
 class WallConfig(_Strict):
     refresh_s: int = Field(default=10, ge=1, le=3600)
     rotation: tuple[str, ...] = ("/",)
     rotation_s: int = Field(default=60, ge=5, le=3600)
+    # Named playlists for ?playlist=NAME (kiosk mode: add ?kiosk=1): each view shown for its seconds, in turn.
+    playlists: dict[str, tuple[PlaylistView, ...]] = {}
+    # The freshness strip on every page: per record kind, when it turns amber (stale) and red (dead).
+    feeds: dict[Literal["reading", "case", "test", "capacity", "supply", "admission"], FeedLimits] = \
+        DEFAULT_FEED_LIMITS
 
     @field_validator("rotation")
     @classmethod
@@ -163,6 +220,16 @@ class WallConfig(_Strict):
         for p in v:
             if not p.startswith("/"):
                 raise ValueError(f"rotation entries are page paths starting with '/': {p!r}")
+        return v
+
+    @field_validator("playlists")
+    @classmethod
+    def _playlists(cls, v):
+        for name, views in v.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,40}", name):
+                raise ValueError(f"playlist names are lower-case letters, digits, - and _: {name!r}")
+            if not views:
+                raise ValueError(f"playlist {name!r} has no views")
         return v
 
 
@@ -193,13 +260,13 @@ class ClustersConfig(_Strict):
     resolution: int = Field(default=9, ge=7, le=10)
     max_radius_m: float = Field(default=1000.0, gt=0, le=20_000)
     max_share: float = Field(default=0.5, gt=0, le=0.5)  # Kulldorff: at most half the cases in a cylinder
-    max_window_days: int = Field(default=21, ge=1, le=90)  # windows ending today of 1..D days
     study_days: int = Field(default=120, ge=14, le=730)
     replications: int = Field(default=999, ge=9, le=99_999)
     seed: int = 1
     min_cases: int = Field(default=3, ge=1)
-    report_p_max: float = Field(default=0.05, gt=0, le=1)
     zone_rulebook: Path = Path("rulebooks/zones_nys_cai_2020.yaml")
+    # Which scan, its windows, lag and reporting bar (recurrence interval): NYC DOHMH's by default.
+    scan_rulebook: Path = Path("rulebooks/scan_nyc_dohmh_2020.yaml")
     run_every_s: int = Field(default=300, ge=5)
 
 
@@ -260,6 +327,119 @@ class CapacityConfig(_Strict):
         return self
 
 
+class WarningRecipient(_Strict):
+    """An agency (or the public topic) that warnings go to, over one channel (see docs/alerts.md)."""
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    name: str = Field(min_length=1)
+    agency: Literal["police", "fire", "hospital", "public_health", "emergency_management", "public"]
+    # mqtt: the retained message on warnings.mqtt_topic; webhook: HTTP POST signed with HMAC-SHA256;
+    # email: SMTP through warnings.smtp; none: reads and acknowledges warnings on /alerts only.
+    channel: Literal["mqtt", "webhook", "email", "none"] = "none"
+    url: str | None = None  # webhook only
+    secret_env: str | None = None  # webhook only: the variable holding the HMAC key (never the key here)
+    email: str | None = None  # email only
+    acknowledges: bool = True  # an agency is asked to acknowledge; the public topic is not
+
+    @model_validator(mode="after")
+    def _channel_fields(self):
+        if self.channel == "webhook":
+            if not self.url or not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"recipient {self.id}: a webhook needs url (http:// or https://)")
+            if not self.secret_env:
+                raise ValueError(f"recipient {self.id}: a webhook needs secret_env (the variable holding its key)")
+        elif self.url or self.secret_env:
+            raise ValueError(f"recipient {self.id}: url and secret_env are for channel webhook")
+        if self.channel == "email" and not (self.email and "@" in self.email):
+            raise ValueError(f"recipient {self.id}: channel email needs an email address")
+        if self.channel != "email" and self.email:
+            raise ValueError(f"recipient {self.id}: email is for channel email")
+        return self
+
+
+class WarningRule(_Strict):
+    """Whether an event proposes a warning, and whether a person with issue_warnings must approve it."""
+    propose: bool = True
+    approval: Literal["required", "automatic"] = "required"
+
+
+class SmtpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65_535)
+    from_address: str = "pheoc@localhost"
+    starttls: bool = False
+    username_env: str | None = None  # variables holding the SMTP login, if the relay needs one
+    password_env: str | None = None
+
+
+class WarningsConfig(_Strict):
+    """CAP 1.2 warnings, their approval and delivery, and the alert inbox (docs/alerts.md)."""
+    # CAP <sender> (an address that identifies the originator) and <senderName>.
+    sender: str = Field(default="pheoc@localhost", pattern=r"^[^\s,<&]+$")
+    sender_name: str = "Public-health emergency operations centre"
+    scope: Literal["Public", "Restricted"] = "Public"
+    language: str = "en-US"
+    # CAP <expires> of an issued warning: a zone or level is reviewed daily, so a warning that nobody
+    # updates stops applying after a day and a bit rather than hanging on receivers' screens for ever.
+    expires_hours: int = Field(default=36, ge=1, le=24 * 30)
+    # Retained CAP messages go to <mqtt_topic>/<series>; outside mqtt.topic_prefix (the ingestor reads
+    # everything under that prefix and would quarantine them).
+    mqtt_topic: str = Field(default="pheoc/warnings", pattern=r"^[A-Za-z0-9_/-]+$")
+    # mqtt.mode external: the variables holding the login allowed to write there (deploy/mosquitto.acl);
+    # the embedded broker gives its publisher identity write access to mqtt_topic instead.
+    mqtt_username_env: str | None = None
+    mqtt_password_env: str | None = None
+    smtp: SmtpConfig = SmtpConfig()
+    recipients: tuple[WarningRecipient, ...] = ()
+    zone_declared: WarningRule = WarningRule()
+    zone_lifted: WarningRule = WarningRule()
+    level_change: WarningRule = WarningRule()
+    # Retries: the wait doubles from retry_backoff_s up to retry_backoff_max_s; after max_attempts the
+    # delivery is final "failed" and shows on /alerts and /healthz.
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+    retry_backoff_s: float = Field(default=5.0, gt=0, le=3600)
+    retry_backoff_max_s: float = Field(default=900.0, gt=0, le=86_400)
+    send_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    worker_interval_s: float = Field(default=1.0, gt=0, le=60)
+    run_every_s: int = Field(default=60, ge=5)  # the warnings job: proposals for new zone and level decisions
+    # Signs the acknowledgement links sent to agencies; unset = a random key per start (links die on restart).
+    link_secret_env: str = "PHEOC_WARNING_LINK_KEY"
+    link_valid_hours: int = Field(default=72, ge=1, le=24 * 30)
+    # The address receivers reach this server at, for cap_url and acknowledgement links in messages.
+    public_url: str = Field(default="http://127.0.0.1:8050", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Other agencies' CAP 1.2 alerts dropped here as .xml files are read and shown on /alerts.
+    inbound_dir: Path = Path("var/cap-inbox")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        ids = [r.id for r in self.recipients]
+        if len(ids) != len(set(ids)):
+            raise ValueError("warnings.recipients: each id once")
+        if self.retry_backoff_s > self.retry_backoff_max_s:
+            raise ValueError("warnings.retry_backoff_s must not exceed warnings.retry_backoff_max_s")
+        if (self.smtp.password_env is None) != (self.smtp.username_env is None):
+            raise ValueError("warnings.smtp.username_env and password_env go together")
+        return self
+
+
+class DrillConfig(_Strict):
+    """Drill mode (`python app.py drill`): a scripted scenario on synthetic data in its own database."""
+    workdir: Path = Path("var/drill")
+    seed: int = 2024
+    days: int = Field(default=45, ge=14, le=365)
+
+
+class PoliceConfig(_Strict):
+    """Precinct risk and the address check before entering a house (/precincts, docs/security.md)."""
+    # A counted case reported within this many days makes its address "active". 10 days: the isolation
+    # period of CDC's COVID-19 guidance (July 2020, "10 days after symptom onset") and of WHO's
+    # 2020 criteria for mild cases; a city following other guidance sets its own.
+    isolation_days: int = Field(default=10, ge=1, le=60)
+    # What an officer is told to do when the address has an active case (shown after "take precautions").
+    precautions: str = Field(default=(
+        "Wear a medical mask and gloves, keep 2 m from the occupants where you can, stay no longer than the "
+        "call needs, and clean your hands when you leave."), min_length=1, max_length=500)
+
+
 class RoleSessionLimits(_Strict):
     idle_timeout_s: int = Field(ge=60, le=90 * 86_400)
     absolute_timeout_s: int = Field(ge=300, le=365 * 86_400)
@@ -284,6 +464,9 @@ class AuthConfig(_Strict):
     address_lockout_failures: int = Field(default=20, ge=1, le=100_000)  # per client address, any names
     lockout_window_s: int = Field(default=900, ge=10, le=7 * 86_400)  # failures older than this are forgotten
     login_rate_per_min: int = Field(default=10, ge=1, le=10_000)  # login POSTs per client address
+    # Address checks (GET /api/v1/address-check, /precincts) per user, and per address checked by anyone:
+    # an officer checks a door or two per call; 30 a minute is far above that and far below a sweep.
+    address_check_rate_per_min: int = Field(default=30, ge=1, le=10_000)
     secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over TLS
     trusted_proxies: int = Field(default=0, ge=0, le=5)  # reverse proxies whose X-Forwarded-* to believe
     first_admin_user_env: str = "PHEOC_ADMIN_USER"
@@ -304,6 +487,98 @@ class AuthConfig(_Strict):
         return self
 
 
+class BriefingConfig(_Strict):
+    """The mayor's daily briefing (/briefing, its PDF and the outbox) and the open-data export."""
+    # Written each day at this local time (city.timezone), for the latest complete day: a mayor's
+    # morning meeting reads yesterday's figures. HH:MM, 24 h.
+    time: str = Field(default="07:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    scheduled: bool = True  # false: no outbox; the page, the API and the CLI still make briefings
+    outbox: Path = Path("var/outbox/briefing")  # <date>.pdf and <date>.json per day
+    check_every_s: int = Field(default=60, ge=5, le=3600)
+    # The PDF is printed by headless Chromium (Debian package chromium); None: found on PATH.
+    chromium: Path | None = None
+    render_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # H3 resolution of the open-data cells. 7 averages 5.2 km² (h3geo.org, "Tables of cell statistics"),
+    # the size of a community area; 8 (0.74 km²) is a few blocks and would make cells a map of households,
+    # so it is not allowed: open data is released at the public's detail level.
+    open_data_resolution: int = Field(default=7, ge=5, le=7)
+    open_data_days: int = Field(default=28, ge=1, le=366)  # days of daily counts in each export
+    # Who gets each day's scheduled briefing through the delivery channels (ids of warnings.recipients);
+    # none: it is only written to the outbox. Not "all recipients" by default: a public MQTT topic or a
+    # partner agency's webhook should not receive the mayor's briefing unless someone chose so.
+    recipients: tuple[str, ...] = ()
+
+
+class SensorKind(_Strict):
+    """How pheoc reads one kind of sensor (sensors.kind in the store): the reading that is its state, when it
+    is above threshold, when it is silent, and what a crossing raises."""
+    label: str = Field(min_length=1)
+    metric: str = Field(min_length=1)  # the reading that is the sensor's state (as the sensors report it)
+    unit: str = ""
+    # How often it reports; silent after sensors.silent_factor times this without any reading. None: it
+    # speaks only when something happens (a panic button) and is never called silent.
+    expected_interval_s: int | None = Field(default=None, ge=1)
+    threshold: float | None = None  # a latest reading above this is "above threshold" (None: no threshold)
+    # Per-sensor thresholds, CSV with a header sensor_id,threshold (footfall: each place's capacity in
+    # people/h); a sensor not listed has ``threshold``.
+    thresholds_file: Path | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"  # of the alert a crossing raises
+    # Its readings count people's health (fever alerts): per-sensor values are cut like case counts
+    # (cells level, small counts withheld), and its threshold may not be a small count.
+    counts_people: bool = False
+    # A reading of this kind is an incident (a panic-button press): raised at once, on every wall screen
+    # until someone acknowledges it.
+    incident: bool = False
+
+
+# The demo city's kinds (demo/epidemic.py METRICS). Thresholds:
+# - air quality: 35.5 µg/m³ PM2.5, the lower breakpoint of "Unhealthy for Sensitive Groups" in the US EPA
+#   Air Quality Index (2024 revision; a 24-hour breakpoint, used here on the latest reading as a screen);
+# - fever kiosks: 5 alerts an hour, the smallest rate that is not itself a small count at privacy.min_count 5;
+# - footfall: each place's capacity (thresholds_file); 600 people/h where none is given.
+DEFAULT_SENSOR_KINDS = {
+    "wastewater": SensorKind(label="Wastewater sampler", metric="sars_cov_2_rna", unit="copies/L",
+                             expected_interval_s=3600),
+    "footfall": SensorKind(label="Footfall counter", metric="footfall", unit="people/h", expected_interval_s=3 * 3600,
+                           threshold=600.0),
+    "fever_kiosk": SensorKind(label="Fever-screening kiosk", metric="fever_alerts", unit="alerts/h",
+                              expected_interval_s=3 * 3600, threshold=5.0, counts_people=True),
+    "air_quality": SensorKind(label="Air-quality monitor", metric="pm2_5", unit="µg/m³", expected_interval_s=3 * 3600,
+                              threshold=35.5),
+    "panic_button": SensorKind(label="Panic button", metric="panic_press", unit="press", severity="critical",
+                               incident=True),
+}
+
+
+class SensorsConfig(_Strict):
+    """The sensors page (/sensors), sensor states and their alerts, panic-button incidents (docs/figures.md)."""
+    # The sensor job: states, threshold crossings, silent sensors and panic presses. It runs on its own
+    # thread, so a long cluster scan never holds a panic press back.
+    run_every_s: int = Field(default=2, ge=1, le=3600)
+    # Silent: no reading for this many expected intervals (one missed reading is a blip, two a silence).
+    silent_factor: float = Field(default=2.0, ge=1, le=100)
+    # Presses older than this when first seen (a backlog replayed from files) are not raised as incidents.
+    incident_lookback_h: float = Field(default=24.0, gt=0, le=24 * 30)
+    health_metric: str = "battery_pct"  # the reading that is a sensor's battery, where it reports one
+    battery_low_pct: float = Field(default=20.0, ge=0, le=100)
+    history_days: int = Field(default=7, ge=1, le=120)  # a clicked sensor's history
+    # Wastewater's lead over cases: cross-correlation of week-on-week changes over this many days, lags
+    # 0..max (analytics.sensors). 90 days: on 8 weeks of the demo city the peak was still blurred.
+    lead_window_days: int = Field(default=90, ge=28, le=365)
+    lead_max_lag_days: int = Field(default=14, ge=1, le=28)
+    lead_every_s: int = Field(default=300, ge=5)  # the lead job (daily figures: reruns only on new data)
+    kinds: dict[str, SensorKind] = DEFAULT_SENSOR_KINDS
+
+    @model_validator(mode="after")
+    def _one_threshold_source(self):
+        for name, kind in self.kinds.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,40}", name):
+                raise ValueError(f"sensors.kinds: a kind is lower-case letters, digits and _: {name!r}")
+            if kind.incident and (kind.threshold is not None or kind.thresholds_file is not None):
+                raise ValueError(f"sensors.kinds.{name}: an incident kind has no threshold (every press is raised)")
+        return self
+
+
 class Settings(_Strict):
     city: CityConfig
     store: StoreConfig = StoreConfig()
@@ -319,7 +594,29 @@ class Settings(_Strict):
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
     indicators: IndicatorsConfig = IndicatorsConfig()
     capacity: CapacityConfig = CapacityConfig()
+    police: PoliceConfig = PoliceConfig()
+    warnings: WarningsConfig = WarningsConfig()
+    drill: DrillConfig = DrillConfig()
+    briefing: BriefingConfig = BriefingConfig()
+    sensors: SensorsConfig = SensorsConfig()
     base_dir: Path = PROJECT_ROOT  # relative paths in the file are relative to the file's folder
+
+    @model_validator(mode="after")
+    def _briefing_recipients_known(self):
+        known = {r.id for r in self.warnings.recipients}
+        for i, rid in enumerate(self.briefing.recipients):
+            if rid not in known:
+                raise ValueError(f"briefing.recipients.{i}: no recipient {rid!r} in warnings.recipients")
+        return self
+
+    @model_validator(mode="after")
+    def _people_thresholds_not_small(self):
+        # A crossing says "at least the threshold": below privacy.min_count that would tell a small count.
+        for name, kind in self.sensors.kinds.items():
+            if kind.counts_people and kind.threshold is not None and kind.threshold < self.privacy.min_count:
+                raise ValueError(f"sensors.kinds.{name}.threshold: a kind that counts people needs a threshold of "
+                                 f"at least privacy.min_count ({self.privacy.min_count})")
+        return self
 
     def path(self, p: Path) -> Path:
         """Resolve a configured path against the config file's folder."""

@@ -28,6 +28,9 @@ from geo.cell_ints import (
 from geo.cells import cell_to_children, validate_resolution
 
 PER_100K = 100_000.0
+# A cell holding fewer residents than this gets no rate: one case among 40 people would read as
+# 2,500 per 100k and shout louder than a real outbreak elsewhere (the map and the Gi* layer alike).
+MIN_RATE_POPULATION = 50.0
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
 

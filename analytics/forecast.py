@@ -22,8 +22,9 @@ Capacity: New York State's cluster-action rule of December 2020 made a region a 
 PAUSE") when its hospital system was projected to reach 90 % of capacity within 21 days at the current
 growth rate; ``days_until_capacity`` and ``capacity_trigger`` expose that test.
 
-The backtest re-estimates R(t) and re-projects from many origins along a historical daily series and
-scores the median and the 5-95 % band against what was then observed.
+The backtest replays the early-warning job's forecast (analytics.forecast_skill: the method that beat
+the naive forecast on the series' own past, with a band calibrated on its own errors) from many origins
+along a historical daily series and scores it against what was then observed.
 """
 
 from __future__ import annotations
@@ -307,12 +308,15 @@ def forecast(
     admissions_history: pd.Series | None = None,
     r_relax_days: float | None = None,
     icu_admissions_history: pd.Series | None = None,
+    case_samples: np.ndarray | None = None,
 ) -> Forecast:
     """Project cases, admissions, beds and ICU occupancy ``horizon_days`` past the end of ``cases_history``.
 
     R is estimated from the history unless ``r_mean``/``r_std`` are given. Observed admissions (if given,
     aligned on the last ``len`` days of the history) replace the modelled ones for the past, so the census
     at the origin rests on what actually happened. Everything is returned as 5-95 % bands per day.
+    ``case_samples`` (n_samples x horizon_days trajectories of daily cases, e.g. analytics.forecast_skill's
+    calibrated ones) replaces the renewal projection; admissions and beds follow from them the same way.
     """
     history = pd.Series(cases_history, dtype=float)
     if history.isna().any():
@@ -322,10 +326,16 @@ def forecast(
     if r_mean is None:
         r_mean, r_std = latest_rt(history.to_numpy(), si_distr, window=window)
     assert r_std is not None
-    samples = project_incidence(
-        history.to_numpy(), si_distr, r_mean, r_std, horizon_days, n_samples, noise, dispersion, seed,
-        r_relax_days=r_relax_days,
-    )
+    if case_samples is None:
+        samples = project_incidence(
+            history.to_numpy(), si_distr, r_mean, r_std, horizon_days, n_samples, noise, dispersion, seed,
+            r_relax_days=r_relax_days,
+        )
+    else:
+        samples = np.asarray(case_samples, dtype=float)
+        if samples.ndim != 2 or samples.shape[1] != horizon_days:
+            raise ValueError(f"case_samples must be (n_samples, {horizon_days}), got {samples.shape}")
+        n_samples = samples.shape[0]
     n_past = len(history)
     cases_all = np.hstack([np.broadcast_to(history.to_numpy(), (n_samples, n_past)), samples])
 
@@ -429,84 +439,61 @@ def backtest(
     step_days: int = 7,
     first_origin: int | None = None,
     n_samples: int = 500,
-    noise: Noise = "negative_binomial",
-    dispersion: float = DEFAULT_DISPERSION,
     seed: int = 0,
-    r_relax_days: float | None = None,
+    r_relax_days: float | None = 7.0,
 ) -> BacktestResult:
-    """Forecast ``series`` from every ``step_days``-th origin and score each horizon against the truth.
+    """Rolling-origin backtest of exactly what the early-warning job forecasts, on one daily series.
 
-    At origin o (the number of days observed), R is estimated from days [0, o) only and the projection
-    for horizon h is compared with day o + h - 1. Metrics per horizon: MAE of the median, MAPE (over days
-    with a non-zero observation), sMAPE (2|F - A| / (|F| + |A|), over days where both are not zero),
-    coverage of the 5-95 % band (nominal 0.90) and, for scale, the MAE of a naive forecast that carries
-    the last 7-day mean forward.
+    From every ``step_days``-th origin (the number of days observed) the job's method is replayed on the
+    data before it: the candidate that beat the naive forecast on the series' own earlier origins, with
+    its band calibrated on its own earlier errors (analytics.forecast_skill; the defaults are the shipped
+    configuration: 7-day R(t) window, R relaxing over 7 days, weekly origins). Origins where the job would
+    not project (R(t) not estimated: too few cases) are not scored. Metrics per horizon: MAE of the
+    median, MAPE (over days with a non-zero observation), sMAPE (2|F - A| / (|F| + |A|), over days where
+    both are not zero), the weighted interval score, coverage of the 50 % and 90 % bands, and, for scale,
+    the MAE of the naive forecast (the last 7-day mean carried forward) and the skill 1 - MAE / its MAE.
     """
+    # The method lives in forecast_skill, which builds on the projection of this module.
+    from analytics import forecast_skill as fs
+
     values = np.asarray(series, dtype=float)
     if values.ndim != 1 or np.isnan(values).any():
         raise ValueError("series must be a 1-D daily series without missing days")
     horizon_list = sorted({int(h) for h in horizons})
     if not horizon_list or horizon_list[0] < 1:
         raise ValueError(f"horizons must be positive whole days, got {horizons}")
-    longest = horizon_list[-1]
-    reach = len(np.asarray(si_distr)) - 1 + window
-    start = reach + 1 if first_origin is None else int(first_origin)
+    cfg = fs.SkillConfig(step_days=step_days, relax_days=r_relax_days, window=window)
+    start = fs.first_origin(np.asarray(si_distr), cfg) if first_origin is None else int(first_origin)
     if start < window + 1:
         raise ValueError(f"first_origin must leave at least window + 1 = {window + 1} days of history")
-    origins = range(start, values.size - longest + 1, step_days)
-    if len(origins) == 0:
+    if start + horizon_list[-1] > values.size:
         raise ValueError("series too short for any origin with these horizons")
-    generator = np.random.default_rng(seed)
-    rows: list[dict[str, float]] = []
-    for origin in origins:
-        past = values[:origin]
-        r_mean, r_std = latest_rt(past, si_distr, window=window)
-        samples = project_incidence(
-            past, si_distr, r_mean, r_std, longest, n_samples, noise, dispersion, generator,
-            r_relax_days=r_relax_days,
-        )
-        summary = band(samples)
-        naive = past[-7:].mean()
-        for horizon in horizon_list:
-            row = summary.iloc[horizon - 1]
-            rows.append(
-                {
-                    "origin": origin,
-                    "horizon": horizon,
-                    "r_mean": r_mean,
-                    "actual": values[origin + horizon - 1],
-                    "median": row["median"],
-                    "q05": row["q05"],
-                    "q95": row["q95"],
-                    "naive": naive,
-                }
-            )
-    forecasts = pd.DataFrame(rows)
+    evaluation = fs.evaluate(values, np.asarray(si_distr), horizon_list, cfg, n_samples, seed, start=start)
+    chosen = evaluation.forecasts[evaluation.forecasts["method"] == fs.CHOSEN].drop(columns="method")
+    chosen = chosen.merge(evaluation.choices.rename(columns={"method": "method_used"}), on="origin", how="left")
     if isinstance(series, pd.Series) and isinstance(series.index, pd.DatetimeIndex):
-        forecasts["origin_date"] = series.index[forecasts["origin"] - 1]
-    metrics = forecasts.groupby("horizon").apply(_scores, include_groups=False)
-    return BacktestResult(metrics=metrics, forecasts=forecasts)
+        chosen["origin_date"] = series.index[chosen["origin"] - 1]
+    table = evaluation.scores[evaluation.scores["method"] == fs.CHOSEN].set_index("horizon")
+    metrics = chosen.groupby("horizon").apply(_relative_errors, include_groups=False)
+    metrics = metrics.join(table[["mae_naive", "skill", "wis", "coverage_50", "coverage_90"]])
+    metrics.index.name = "horizon"
+    metrics.insert(0, "horizon", metrics.index)
+    return BacktestResult(metrics=metrics, forecasts=chosen.reset_index(drop=True))
 
 
-def _scores(group: pd.DataFrame) -> pd.Series:
+def _relative_errors(group: pd.DataFrame) -> pd.Series:
     actual = group["actual"].to_numpy()
     median = group["median"].to_numpy()
     error = np.abs(median - actual)
     nonzero = actual > 0
     pair = (np.abs(median) + np.abs(actual)) > 0
-    covered = (group["q05"].to_numpy() <= actual) & (actual <= group["q95"].to_numpy())
-    return pd.Series(
-        {
-            "n_forecasts": float(len(group)),
-            "mae": error.mean(),
-            "mape": 100.0 * np.mean(error[nonzero] / actual[nonzero]) if nonzero.any() else np.nan,
-            "smape": 100.0 * np.mean(2.0 * error[pair] / (np.abs(median) + np.abs(actual))[pair])
-            if pair.any()
-            else np.nan,
-            "coverage_90": covered.mean(),
-            "mae_naive": np.abs(group["naive"].to_numpy() - actual).mean(),
-        }
-    )
+    return pd.Series({
+        "n_forecasts": float(len(group)),
+        "mae": error.mean(),
+        "mape": 100.0 * np.mean(error[nonzero] / actual[nonzero]) if nonzero.any() else np.nan,
+        "smape": 100.0 * np.mean(2.0 * error[pair] / (np.abs(median) + np.abs(actual))[pair]) if pair.any()
+        else np.nan,
+    })
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -149,3 +149,59 @@ def _aligned_to(graph: NeighbourGraph, index: pd.Index) -> NeighbourGraph:
     permuted = sp.csr_array(graph.adjacency[order][:, order])
     permuted.sort_indices()
     return NeighbourGraph(index, permuted)
+
+
+# ------------------------------------------------------------------ hot/cold spots with FDR control
+
+# Confidence levels of the hot/cold classes, highest first (the 90/95/99 % bins of the usual Gi*
+# hot-spot map, e.g. ArcGIS "Hot Spot Analysis"), and the class names stored for them.
+CONFIDENCE_LEVELS: tuple[float, ...] = (0.99, 0.95, 0.90)
+NOT_SIGNIFICANT = "not significant"
+HOTSPOT_COLUMNS: tuple[str, ...] = ("z", "p", "q", "confidence", "spot")
+
+
+def benjamini_hochberg(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values): reject every hypothesis with q <= alpha.
+
+    Benjamini, Y. & Hochberg, Y. (1995) J R Stat Soc B 57(1): 289-300. With the m p-values sorted,
+    q_(i) = min over j >= i of (m / j) p_(j), capped at 1; controlling the false discovery rate
+    at alpha across all cells is then "q <= alpha". NaN p-values (units without a statistic) stay
+    NaN and do not count towards m.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    m = int(finite.sum())
+    if m == 0:
+        return q
+    if np.any((p[finite] < 0) | (p[finite] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = np.argsort(p[finite], kind="stable")
+    ranked = p[finite][order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    out = np.empty(m)
+    out[order] = adjusted
+    q[finite] = out
+    return q
+
+
+def hot_and_cold_spots(gi_star: pd.DataFrame) -> pd.DataFrame:
+    """Gi* result -> z, two-sided p, BH q, confidence (0.99/0.95/0.90 or NaN) and spot per unit.
+
+    A unit is a hot (Z > 0) or cold (Z < 0) spot at the highest confidence c whose false discovery
+    rate 1 - c it passes: q <= 1 - c, with q the Benjamini-Hochberg adjustment of the two-sided
+    normal p-values 2 P(Z > |z|) over all units. ``spot`` reads "hot 99 %", "cold 90 %", ... or
+    "not significant".
+    """
+    z = gi_star["Z"].to_numpy(dtype=np.float64)
+    two_sided = np.minimum(2.0 * gi_star["p"].to_numpy(dtype=np.float64), 1.0)
+    q = benjamini_hochberg(two_sided)
+    confidence = np.full(z.shape, np.nan)
+    for level in sorted(CONFIDENCE_LEVELS):  # lowest first, so the highest passed level wins
+        confidence[q <= 1.0 - level + 1e-12] = level
+    spot = np.full(z.shape, NOT_SIGNIFICANT, dtype=object)
+    passed = np.isfinite(confidence) & (z != 0)
+    spot[passed] = [f"{'hot' if zi > 0 else 'cold'} {round(c * 100)} %" for zi, c in zip(z[passed], confidence[passed])]
+    confidence[~passed] = np.nan
+    return pd.DataFrame({"z": z, "p": two_sided, "q": q, "confidence": confidence, "spot": spot},
+                        index=gi_star.index)

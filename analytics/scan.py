@@ -55,6 +55,30 @@ Vectorisation
   of the circles' zone totals and the windows' day totals, computed once.
 * The LLR of every valid cylinder is then element-wise arithmetic. The only Python loops
   are over Monte Carlo replicates and over the (few) reported clusters.
+
+Tests-adjusted Poisson scan
+---------------------------
+A case-only scan cannot tell an outbreak from a place where more people were tested. NYC's
+COVID-19 system (Greene et al. 2021) therefore ran SaTScan's prospective *Poisson* space-time
+scan with the people tested as the population at risk. Here the population of cell z on day d
+is n_zd = max(tested_zd, c_zd) (a case is never outside the population it came from), and the
+expected count is the log-linear fit
+
+    mu_zd = n_zd * a_z * b_d      with  sum_d mu_zd = c_z  and  sum_z mu_zd = c_d,
+
+found by iterative proportional fitting: positivity may differ between cells (a_z, SaTScan's
+nonparametric adjustment for purely spatial variation) and between days (b_d, for the citywide
+epidemic curve), and what is left to find is positivity rising in one place recently. More tests
+at unchanged positivity raise mu as much as the cases, so a testing surge is not a cluster.
+The Monte Carlo null keeps each cell's case total (the spatial adjustment is a stratification
+on location): a replicate draws how many of cell z's c_z cases fall on the last D days,
+Binomial(c_z, sum_recent mu_z / c_z), and spreads them over those days multinomially in
+proportion to mu. The LLR and the cylinders are the permutation scan's.
+
+Several maximum temporal windows (NYC ran 7 and 21 days) share one set of replicates: each
+replicate's LLRs by window length give, through a running maximum, the maximum over cylinders
+of at most W days for every W at once, so each analysis has its own null distribution and
+recurrence intervals at the cost of the longest one.
 """
 
 from __future__ import annotations
@@ -78,6 +102,18 @@ DEFAULT_MAX_WINDOW_DAYS = 7
 DEFAULT_REPLICATIONS = 999  # p-values in steps of 1/1000, recurrence interval up to 1000 days
 DEFAULT_MIN_CASES = 2  # a single case is never an outbreak
 DEFAULT_MAX_CLUSTERS = 10
+# Iterative proportional fitting of the tests-adjusted expectation stops when every cell's
+# expected total is within this share of its case total (the day totals are exact after each
+# sweep); two-way tables with an offset converge in a few dozen sweeps.
+IPF_TOLERANCE = 1e-9
+IPF_MAX_SWEEPS = 500
+PERMUTATION = "permutation"
+TESTS_ADJUSTED = "tests_adjusted"
+METHODS = (TESTS_ADJUSTED, PERMUTATION)
+METHOD_LABELS = {
+    TESTS_ADJUSTED: "prospective Poisson space-time scan, people tested as population at risk (Greene et al. 2021)",
+    PERMUTATION: "prospective space-time permutation scan, cases only (Kulldorff et al. 2005)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,36 +212,137 @@ def prospective_space_time_scan(
     circle size (then each replicate costs about centres x locations/2 x days: fine for
     hundreds of locations, slow for thousands).
     """
+    return prospective_scans(
+        location_ids, counts, xy_m=xy_m, lat_lng_deg=lat_lng_deg, max_radius_m=max_radius_m,
+        max_case_share=max_case_share, windows=(max_window_days,), replications=replications,
+        min_cases=min_cases, max_clusters=max_clusters, seed=seed)[max_window_days]
+
+
+def prospective_scans(
+    location_ids: Sequence[object] | ArrayLike,
+    counts: ArrayLike,
+    *,
+    tests: ArrayLike | None = None,
+    xy_m: ArrayLike | None = None,
+    lat_lng_deg: ArrayLike | None = None,
+    max_radius_m: float | None = DEFAULT_MAX_RADIUS_M,
+    max_case_share: float = DEFAULT_MAX_CASE_SHARE,
+    windows: Sequence[int] = (DEFAULT_MAX_WINDOW_DAYS,),
+    replications: int = DEFAULT_REPLICATIONS,
+    min_cases: int = DEFAULT_MIN_CASES,
+    max_clusters: int = DEFAULT_MAX_CLUSTERS,
+    seed: int | np.random.Generator | None = None,
+) -> dict[int, ScanResult]:
+    """One prospective analysis per maximum temporal window in ``windows`` -> {window: ScanResult}.
+
+    Without ``tests`` this is the space-time permutation scan; with ``tests`` (people tested, the
+    same locations x days shape as ``counts``) it is the tests-adjusted Poisson scan (module
+    docstring). The analyses share their Monte Carlo replicates.
+    """
     ids = np.asarray(location_ids, dtype=object)
     case_counts = np.asarray(counts)
     xy = _coordinates_m(xy_m, lat_lng_deg)
-    _check_inputs(ids, case_counts, xy, max_radius_m, max_case_share, max_window_days,
-                  replications, min_cases)
+    window_list = sorted({int(w) for w in windows})
+    if not window_list:
+        raise ValueError("windows must name at least one maximum temporal window")
+    longest = window_list[-1]
+    if window_list[0] < 1:
+        raise ValueError(f"max_window_days must be within 1..{case_counts.shape[-1]}, got {window_list[0]}")
+    _check_inputs(ids, case_counts, xy, max_radius_m, max_case_share, longest, replications, min_cases)
     case_counts = case_counts.astype(np.int64)
+    population = None if tests is None else _checked_tests(tests, case_counts.shape)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     zone_totals = case_counts.sum(axis=1)
     day_totals = case_counts.sum(axis=0)
     total = int(zone_totals.sum())
     if total == 0:
-        return ScanResult((), 0, replications, float("nan"), float("nan"))
+        return {w: ScanResult((), 0, replications, float("nan"), float("nan")) for w in window_list}
 
     circles = _valid_circles(xy, zone_totals, max_radius_m, max_case_share * total)
-    # Window w (0-based) covers the last w+1 days; its day total is a reversed cumulative sum.
-    window_day_totals = np.cumsum(day_totals[::-1][:max_window_days])
-    expected = np.outer(circles.zone_case_totals, window_day_totals) / total  # (P, D)
+    if population is None:
+        # Window w (0-based) covers the last w+1 days; its day total is a reversed cumulative sum.
+        window_day_totals = np.cumsum(day_totals[::-1][:longest])
+        expected = np.outer(circles.zone_case_totals, window_day_totals) / total  # (P, D)
+        recent_day_totals = day_totals[::-1][:longest]
 
-    observed_recent = np.ascontiguousarray(case_counts[:, ::-1][:, :max_window_days])
+        def draw(generator: np.random.Generator) -> NDArray[np.int64]:
+            return permuted_recent_counts(zone_totals, recent_day_totals, generator)
+    else:
+        mu_recent = np.ascontiguousarray(expected_from_tests(case_counts, population)[:, ::-1][:, :longest])
+        expected = _cylinder_counts(mu_recent, circles)
+        draw = _TestsAdjustedNull(zone_totals, mu_recent)
+
+    observed_recent = np.ascontiguousarray(case_counts[:, ::-1][:, :longest])
     observed_cyl = _cylinder_counts(observed_recent, circles)
     observed_llr = _masked_llr(observed_cyl, expected, total, min_cases)
 
-    null_max = _null_max_llrs(zone_totals, day_totals[::-1][:max_window_days], circles,
-                              expected, total, min_cases, replications, rng)
-    clusters = _report_clusters(ids, circles, observed_cyl, expected, observed_llr, total,
-                                null_max, case_counts.shape[1], max_clusters)
-    critical_05, critical_01 = (np.quantile(null_max, [0.95, 0.99]) if replications
-                                else (np.nan, np.nan))
-    return ScanResult(clusters, total, replications, float(critical_05), float(critical_01))
+    null_max = np.empty((replications, len(window_list)), dtype=np.float64)
+    for r in range(replications):
+        null_max[r] = _max_llr_by_window(_cylinder_counts(draw(rng), circles), expected, total, min_cases,
+                                         window_list)
+
+    results: dict[int, ScanResult] = {}
+    for i, window in enumerate(window_list):
+        null = null_max[:, i]
+        clusters = _report_clusters(ids, circles, observed_cyl[:, :window], expected[:, :window],
+                                    observed_llr[:, :window], total, null, case_counts.shape[1], max_clusters)
+        critical_05, critical_01 = (np.quantile(null, [0.95, 0.99]) if replications else (np.nan, np.nan))
+        results[window] = ScanResult(clusters, total, replications, float(critical_05), float(critical_01))
+    return results
+
+
+def expected_from_tests(cases: ArrayLike, tested: ArrayLike) -> NDArray[np.float64]:
+    """mu_zd = n_zd a_z b_d matching every cell's and every day's case total (n = max(tested, cases)).
+
+    Iterative proportional fitting of the Poisson log-linear model with log(people tested) as
+    offset and a cell and a day effect. A cell or day without cases gets mu = 0 throughout.
+    """
+    c = np.asarray(cases, dtype=np.float64)
+    population = np.maximum(np.asarray(tested, dtype=np.float64), c)
+    zone_totals, day_totals = c.sum(axis=1), c.sum(axis=0)
+    day_effect = np.ones(c.shape[1])
+    zone_effect = np.zeros(c.shape[0])
+    for _ in range(IPF_MAX_SWEEPS):
+        at_risk = population @ day_effect
+        zone_effect = np.divide(zone_totals, at_risk, out=np.zeros_like(zone_totals), where=at_risk > 0)
+        by_day = zone_effect @ population
+        day_effect = np.divide(day_totals, by_day, out=np.zeros_like(day_totals), where=by_day > 0)
+        fitted_zone_totals = zone_effect * (population @ day_effect)
+        if np.all(np.abs(fitted_zone_totals - zone_totals) <= IPF_TOLERANCE * np.maximum(zone_totals, 1.0)):
+            break
+    return zone_effect[:, None] * population * day_effect[None, :]
+
+
+class _TestsAdjustedNull:
+    """Draws the last D days of a replicate under the tests-adjusted null, each cell's total kept."""
+
+    def __init__(self, zone_totals: NDArray[np.int64], mu_recent: NDArray[np.float64]) -> None:
+        self.zone_totals = zone_totals
+        recent_mass = mu_recent.sum(axis=1)
+        self.recent_share = np.clip(np.divide(recent_mass, zone_totals, out=np.zeros_like(recent_mass),
+                                              where=zone_totals > 0), 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            probabilities = mu_recent / recent_mass[:, None]
+        # A cell with no expected cases lately draws none; give it a valid (unused) distribution.
+        empty = ~(recent_mass > 0)
+        probabilities[empty] = 0.0
+        probabilities[empty, 0] = 1.0
+        # numpy requires each row to sum to at most 1: renormalise away the rounding.
+        self.probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+
+    def __call__(self, rng: np.random.Generator) -> NDArray[np.int64]:
+        recent = rng.binomial(self.zone_totals, self.recent_share)
+        return rng.multinomial(recent, self.probabilities).astype(np.int64)
+
+
+def _checked_tests(tests: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.float64]:
+    population = np.asarray(tests, dtype=np.float64)
+    if population.shape != shape:
+        raise ValueError(f"tests must have the shape of counts {shape}, got {population.shape}")
+    if not np.all(np.isfinite(population)) or np.any(population < 0):
+        raise ValueError("tests must be finite and non-negative")
+    return population
 
 
 def _coordinates_m(xy_m: ArrayLike | None, lat_lng_deg: ArrayLike | None) -> NDArray[np.float64]:
@@ -290,13 +427,25 @@ def _masked_llr(observed: NDArray[np.int64], expected: NDArray[np.float64], tota
     return llr
 
 
-def _max_llr(observed: NDArray[np.int64], expected: NDArray[np.float64], total: int,
-             min_cases: int) -> float:
-    """Largest LLR only: the logs are taken just where there is an excess (about half)."""
-    scored = (observed > expected) & (observed >= min_cases)
-    if not scored.any():
-        return 0.0
-    return float(_excess_llr(observed[scored].astype(np.float64), expected[scored], total).max())
+def _max_llr_by_window(observed: NDArray[np.int64], expected: NDArray[np.float64], total: int,
+                       min_cases: int, windows: Sequence[int]) -> NDArray[np.float64]:
+    """Largest LLR over cylinders of at most w days, for each w of ``windows`` (ascending).
+
+    Each band of window lengths (previous w, w] is scored once and the maxima run on, so the logs are
+    taken once per cylinder with an excess whatever the number of analyses.
+    """
+    maxima = np.zeros(len(windows))
+    best, previous = 0.0, 0
+    for i, window in enumerate(windows):
+        band_observed = observed[:, previous:window]
+        band_expected = expected[:, previous:window]
+        scored = (band_observed > band_expected) & (band_observed >= min_cases)
+        if scored.any():
+            best = max(best, float(_excess_llr(band_observed[scored].astype(np.float64), band_expected[scored],
+                                               total).max()))
+        maxima[i] = best
+        previous = window
+    return maxima
 
 
 def permuted_recent_counts(zone_totals: ArrayLike, recent_day_totals: ArrayLike,
@@ -316,17 +465,6 @@ def permuted_recent_counts(zone_totals: ArrayLike, recent_day_totals: ArrayLike,
     day_labels = rng.permutation(np.repeat(np.arange(n_windows), days))
     return np.bincount(zone_labels * n_windows + day_labels,
                        minlength=n_zones * n_windows).reshape(n_zones, n_windows)
-
-
-def _null_max_llrs(zone_totals: NDArray[np.int64], recent_day_totals: NDArray[np.int64],
-                   circles: _Circles, expected: NDArray[np.float64], total: int,
-                   min_cases: int, replications: int, rng: np.random.Generator) -> NDArray[np.float64]:
-    """Maximum LLR of each permuted data set (only the last D days are drawn)."""
-    maxima = np.empty(replications, dtype=np.float64)
-    for r in range(replications):
-        recent = permuted_recent_counts(zone_totals, recent_day_totals, rng)
-        maxima[r] = _max_llr(_cylinder_counts(recent, circles), expected, total, min_cases)
-    return maxima
 
 
 def _report_clusters(ids: NDArray, circles: _Circles, observed: NDArray[np.int64],

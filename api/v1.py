@@ -18,7 +18,6 @@ from auth.policy import AUDIT_BUFFER_KEY, PRINCIPAL_KEY, PolicyDenied, current_p
 from auth.principal import Principal
 from auth.runtime import current_runtime
 from auth.tokens import TokenResolver, bearer_of
-from services.alerts import BadAlertFilter, alert_list
 from services.areas import area_list
 from services.audit import audit_view
 from services.capacity import capacity_outlooks, capacity_view
@@ -268,23 +267,6 @@ def zones():
     return jsonify(zone_list(rt.store, rt.settings, principal))
 
 
-@bp.get("/alerts")
-def alerts():
-    principal = need("view_alerts")
-    p = params({"state": parse_text, "kind": parse_text, "area": parse_text, "limit": parse_limit})
-    try:
-        listed = alert_list(current_runtime().store, principal, state=p.get("state", "open"), kind=p.get("kind"),
-                            area_id=p.get("area"), limit=p.get("limit", 200))
-    except BadAlertFilter as exc:
-        raise ApiError(400, "bad_parameter", str(exc), exc.parameter) from None
-    return jsonify({"total": listed.total, "alerts": [
-        {"id": int(r["alert_id"]), "raised_at": when(r["raised_at"]), "severity": r["severity"], "kind": r["kind"],
-         "area": None if not isinstance(r["area_id"], str) else {"id": r["area_id"], "name": r["area_name"]},
-         "title": r["title"], "detail": text(r["detail"]), "status": r["status"], "rule_id": text(r["rule_id"]),
-         "rule_version": text(r["rule_version"]), "resolved_at": when(r["resolved_at"])}
-        for r in listed.rows.to_dict("records")]})
-
-
 @bp.get("/audit")
 def audit():
     principal = need("read_audit")
@@ -306,5 +288,10 @@ def openapi_document():
 def install_api(app: Flask, store) -> None:
     """Register /api/v1 on the Flask app of create_app, with its token resolver."""
     app.extensions[TOKENS_KEY] = TokenResolver(store)
+    from api.alerts import install_alert_routes  # /alerts, /warnings (+ the signed acknowledgement link)
+    install_alert_routes(app)
+    import api.police  # noqa: F401  (address check, addresses, precincts: added to bp before it registers)
+    from api.briefing import install_briefing_routes  # /briefing, /open-data/* on bp; /briefing.pdf beside it
+    install_briefing_routes(app)
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)

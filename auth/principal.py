@@ -23,6 +23,15 @@ PERMISSIONS = {
     "view_quarantine": "see rejected records and their reasons",
     "view_alerts": "list the alerts the jobs raised (GET /api/v1/alerts)",
     "set_rulebook": "choose the active early-warning rulebook",
+    "view_briefing": "read the daily briefing (/briefing, GET /api/v1/briefing) and download its PDF",
+    "export_open_data": "export the open data (daily counts per area and H3 cell, as the public may see them)",
+    "view_precincts": "see precinct risk: cases and rates per precinct, zone shares, alerts (/precincts)",
+    "check_address": "check an address before entering: precinct, zone tier, active-case flag "
+                     "(purpose recorded, audited, rate-limited)",
+    "acknowledge_alerts": "acknowledge or resolve an alert (/alerts, POST /api/v1/alerts/<id>/acknowledge|resolve)",
+    "issue_warnings": "compose, approve (issue), reject, update and cancel CAP warnings",
+    "acknowledge_warnings": "acknowledge an issued warning on behalf of a recipient agency",
+    "view_sensors": "see the city's sensors: states, thresholds, silent sensors, histories (/sensors)",
 }
 
 # Detail levels, least to most: city and area figures only ("aggregates"); H3 cells besides
@@ -44,13 +53,29 @@ class Role:
 # only the data manager, who corrects records, works at case level. The operator runs the wall
 # screen, so it holds every view ("view_*") at cell level.
 ROLES: tuple[Role, ...] = (
-    Role("operator", "Command-centre operator", "cells", ("view_*", "set_rulebook")),
+    # check_address: police before entering a house, and the operator, who answers officers on the radio
+    # who have no laptop at hand. Nobody else has an operational need to ask about one address.
+    # Alerts and warnings: the operator works the alert inbox and issues warnings (the demo's operator
+    # approves its zone warnings); the executive, the sending authority, may issue them too; the analyst,
+    # who reads the signals, acknowledges alerts; police acknowledge warnings for their agency.
+    Role("operator", "Command-centre operator", "cells", ("view_*", "set_rulebook", "check_address",
+                                                          "acknowledge_alerts", "issue_warnings",
+                                                          "acknowledge_warnings")),
     Role("executive", "Executive (mayor)", "cells",
-         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts")),
-    Role("police", "Police", "cells", ("view_overview", "view_clusters", "view_alerts"), bindable_to_precincts=True),
+         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts", "view_precincts",
+          "view_briefing", "issue_warnings", "view_sensors")),
+    Role("police", "Police", "cells", ("view_overview", "view_clusters", "view_alerts", "view_precincts",
+                                       "check_address", "acknowledge_warnings", "view_sensors"),
+         bindable_to_precincts=True),
     Role("analyst", "Public-health analyst", "cells",
-         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts", "set_rulebook")),
-    Role("data_manager", "Data manager", "points", ("view_overview", "view_capacity", "view_quarantine")),
+         ("view_overview", "view_clusters", "view_early_warning", "view_capacity", "view_alerts", "view_precincts",
+          "set_rulebook", "view_briefing", "export_open_data", "acknowledge_alerts", "view_sensors")),
+    # view_sensors: the operator (every view), the executive, the analyst, and police, who watch crowding at
+    # the places they keep distancing in (the Putrajaya command centre's use of its footfall counters).
+    # export_open_data: the data manager publishes the city's open data (the files are cut to the public's
+    # detail level whoever exports them), and the analyst who prepares it.
+    Role("data_manager", "Data manager", "points", ("view_overview", "view_capacity", "view_quarantine",
+                                                    "export_open_data")),
     Role("admin", "Administrator", "aggregates", ("view_overview", "manage_users", "read_audit")),
     Role("public", "Public (not signed in)", "aggregates", ("view_overview",)),
 )

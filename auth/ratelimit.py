@@ -1,4 +1,5 @@
-"""In-process rate limits (token buckets): login attempts per client address.
+"""In-process rate limits (token buckets): login attempts per client address; address checks per user and
+per address checked (services.address_check).
 
 One process serves the app (one DuckDB owner), so the buckets live in memory; a restart refills
 them, which is harmless because the back-off per name and the limit per address (auth.login) are

@@ -31,7 +31,8 @@ class AuthService:
         self.clock = clock  # tests move time forward by replacing this
         self.passwords = Passwords(cfg)
         self.sessions = SessionManager(store, cfg, self.now)
-        self.limiter = RateLimiter({"login": cfg.login_rate_per_min})
+        # login: per client address; address_check: per user and per address checked (services.address_check)
+        self.limiter = RateLimiter({"login": cfg.login_rate_per_min, "address_check": cfg.address_check_rate_per_min})
         self.devices = DeviceTrust(device_key or secrets.token_bytes(32), timedelta(days=cfg.device_trust_days),
                                    cfg.lockout_failures, timedelta(seconds=cfg.lockout_window_s))
         self.denials = DenialLog(store, self.now)

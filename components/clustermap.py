@@ -6,6 +6,11 @@ apart by three cues at once, so no one depends on seeing colour (colour-blind vi
 out wall screen): Okabe-Ito colour, a fill pattern (red cross-hatched, orange diagonal, yellow
 dotted) and the outline style (solid, dashed, dotted), with a marker shape on each zone's label.
 
+The Gi* hot-spot layer (measure "hotspots") colours cells by the job's class, red shades for hot
+and blue for cold at 90/95/99 % with the false discovery rate controlled across cells, and marks
+every classed cell twice more: a triangle pointing up (hot) or down (cold) whose size grows with the
+confidence, and a text label ("H99", "C90"), so the class reads without colour.
+
 The frames come disclosed (services.clusters through services.privacy): a count withheld as small
 is NaN with ``<column>__suppressed`` set, and reads "<k" in hovers, tables and the history chart,
 where such a day is drawn as a hatched bar up to k.
@@ -96,14 +101,18 @@ def _circle_xy(lat: float, lng: float, radius_m: float) -> tuple[list[float], li
 
 def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.DataFrame, clusters: pd.DataFrame,
                        *, tiers: Sequence[str], measure: str, min_count: int, resolution: int,
-                       window_days: int) -> go.Figure:
+                       window_days: int, hotspots: pd.DataFrame | None = None) -> go.Figure:
     """cells: h3_cell, cases, population, rate_per_100k. zones: in force. clusters: significant ones.
 
-    ``measure`` is "cases" (window counts) or "rate" (per 100,000 residents). Every clickable
-    point carries customdata [kind, key] with kind "cell" or "zone".
+    ``measure`` is "cases" (window counts), "rate" (per 100,000 residents) or "hotspots" (the stored
+    Gi* classes in ``hotspots``: h3_cell, z, confidence, spot). Every clickable point carries
+    customdata [kind, key] with kind "cell" or "zone".
     """
     hidden = _flags(cells, "cases") if len(cells) else pd.Series(dtype=bool)
-    if measure == "rate":
+    if measure == "hotspots":
+        base = hex_map_figure(pd.DataFrame(columns=["h3_cell", "value"]), outlines, min_count=1,
+                              value_label="Gi*")
+    elif measure == "rate":
         # A rate with its population gives the count back: small counts hide their rate as well.
         values = cells.loc[~hidden & cells["rate_per_100k"].notna(), ["h3_cell", "rate_per_100k"]]
         base = hex_map_figure(values.rename(columns={"rate_per_100k": "value"}), outlines, min_count=1,
@@ -115,6 +124,8 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     for trace in base.data:
         if trace.name != "places":  # hexmap's hover layer: replaced by the click layer below
             fig.add_trace(trace)
+    if measure == "hotspots":
+        _add_hotspot_layer(fig, hotspots if hotspots is not None else pd.DataFrame())
     if measure == "rate" and hidden.any():
         xs, ys = _cells_fill_xy(cells.loc[hidden, "h3_cell"])
         fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=SUPPRESSED_COLOUR),
@@ -210,6 +221,48 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     return fig
 
 
+# Hot red / cold blue, darker with confidence (Okabe-Ito vermillion and blue, then lighter tints);
+# the symbol size and the text label carry the same class without colour.
+HOTSPOT_STYLES = {
+    "hot 99 %": {"colour": OKABE_ITO["vermillion"], "symbol": "triangle-up", "size": 15, "label": "H99"},
+    "hot 95 %": {"colour": "#e8875a", "symbol": "triangle-up", "size": 12, "label": "H95"},
+    "hot 90 %": {"colour": "#f2b99c", "symbol": "triangle-up", "size": 9, "label": "H90"},
+    "cold 90 %": {"colour": "#9ccbe8", "symbol": "triangle-down", "size": 9, "label": "C90"},
+    "cold 95 %": {"colour": "#5aa6d6", "symbol": "triangle-down", "size": 12, "label": "C95"},
+    "cold 99 %": {"colour": OKABE_ITO["blue"], "symbol": "triangle-down", "size": 15, "label": "C99"},
+}
+
+
+def _add_hotspot_layer(fig: go.Figure, hotspots: pd.DataFrame) -> None:
+    """Cells filled by Gi* class, with a symbol and a text label on each classed cell."""
+    if hotspots.empty:
+        fig.add_annotation(text="No Gi* layer stored yet", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5, font=dict(color=MUTED, size=16))
+        return
+    classed = hotspots[hotspots["spot"].isin(list(HOTSPOT_STYLES))]
+    for spot, style in HOTSPOT_STYLES.items():
+        group = classed[classed["spot"] == spot]
+        if group.empty:
+            continue
+        xs, ys = _cells_fill_xy(group["h3_cell"])
+        fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0.5, color=style["colour"]),
+                                 fillcolor=style["colour"], name=f"{spot} ({style['label']})",
+                                 legendgroup=f"gi-{spot}", hoverinfo="skip"))
+    if classed.empty:
+        fig.add_annotation(text="Gi*: no hot or cold spot passes the false discovery rate", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.98, font=dict(color=MUTED, size=14))
+        return
+    centres = cells_to_latlngs(list(classed["h3_cell"]))
+    styles = [HOTSPOT_STYLES[spot] for spot in classed["spot"]]
+    fig.add_trace(go.Scatter(
+        x=centres[:, 1], y=centres[:, 0], mode="markers+text", name="Gi* class", showlegend=False,
+        text=[st["label"] for st in styles], textposition="top center", textfont=dict(color=TEXT, size=11),
+        marker=dict(symbol=[st["symbol"] for st in styles], size=[st["size"] for st in styles],
+                    color=[st["colour"] for st in styles], line=dict(width=1, color=TEXT)),
+        hovertext=[f"{spot} · Gi* z = {z:+.2f}" for spot, z in zip(classed["spot"], classed["z"])],
+        hoverinfo="text"))
+
+
 def _p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
@@ -227,7 +280,7 @@ def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: in
     if clusters is None or clusters.empty:
         return html.P(f"No clusters detected in the last {max_window_days} days.", className="empty")
     head = html.Tr([html.Th(h) for h in ("Cluster", "Start day", "Days", "Cells", "Observed / expected",
-                                         "Relative risk", "p", "Recurrence interval", "Zone")])
+                                         "Relative risk", "p", "Recurrence interval", "Analysis", "Zone")])
     rows = []
     for c, hide in zip(clusters.itertuples(index=False), _flags(clusters, "observed")):
         start, end = pd.Timestamp(c.start_date).date(), pd.Timestamp(c.end_date).date()
@@ -248,8 +301,14 @@ def cluster_table(clusters: pd.DataFrame, *, tiers: Sequence[str], min_count: in
                 html.Td(f"{shown(c.observed, hide, min_count)} / {c.expected:,.1f}"),
                 html.Td("–" if hide or c.relative_risk is None or pd.isna(c.relative_risk)
                         else f"{c.relative_risk:,.1f}", title="hidden with the small count" if hide else None),
-                html.Td(_p(c.p_value)), html.Td(_recurrence(c.recurrence_interval_days)), html.Td(zone)]))
+                html.Td(_p(c.p_value)), html.Td(_recurrence(c.recurrence_interval_days)),
+                html.Td(_analysis(getattr(c, "max_window_days", None)), style=NOWRAP), html.Td(zone)]))
     return html.Table([html.Thead(head), html.Tbody(rows)], className="data cluster-table")
+
+
+def _analysis(window) -> str:
+    """The maximum temporal window of the analysis that found the cluster (NYC ran 7 and 21 days)."""
+    return "–" if window is None or pd.isna(window) else f"≤ {int(window)} days"
 
 
 def _recurrence(days: float) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analytics.catalog import COUNT
+from components.basemap import add_context_under, add_landmarks
 from components.text import plotly_text
 from services.formatting import display_value
 from components.theme import MUTED, SEQUENTIAL, base_layout
@@ -67,14 +68,16 @@ def _bin_label(lo: int, hi: int, min_count: int) -> str:
 
 def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str = "cell", min_count: int,
                    title: str = "", value_label: str = "cases", height: int | None = None,
-                   tile_url: str | None = None, tile_attribution: str = "") -> go.Figure:
+                   tile_url: str | None = None, tile_attribution: str = "", context: Sequence = ()) -> go.Figure:
     """Cases per H3 cell (``grain`` "cell": rows h3_cell, value, value__suppressed) or per community area
     (``grain`` "area": rows area_id, value, value__suppressed), over the city's outlines.
 
-    Withheld counts (value__suppressed) are drawn in the lowest bin and read "<k" on hover.
+    Withheld counts (value__suppressed) are drawn in the lowest bin and read "<k" on hover. ``context`` are
+    the basemap's context layers (services.basemap): water and roads under the data, landmarks over it.
     """
     fig = go.Figure()
     on_tiles = bool(tile_url)
+    add_context_under(fig, context, on_tiles=on_tiles)
 
     def trace(xs, ys, **kw):
         # Same layer on either canvas; MapLibre lines have no dash styles and text needs glyphs.
@@ -125,6 +128,7 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
     if centres_x:
         fig.add_trace(trace(centres_x, centres_y, mode="markers", marker=dict(size=8, opacity=0),
                             hovertext=hover, hoverinfo="text", showlegend=False, name="places"))
+    add_landmarks(fig, context, on_tiles=on_tiles)
     if on_tiles:
         return _on_tiles(fig, outlines, tile_url, tile_attribution, title, height)
     labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]

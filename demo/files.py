@@ -2,7 +2,8 @@
 
 Layout of ``out_dir``:
   city/boundary.geojson, city/communities.geojson, city/precincts.geojson   (FeatureCollections)
-  inbox/sensors.csv, facilities.csv, cases.csv, tests.csv, admissions.csv, capacity.csv,
+  inbox/addresses.csv (the address gazetteer; every case is placed at one of its addresses),
+        sensors.csv, facilities.csv, cases.csv, tests.csv, admissions.csv, capacity.csv,
         supplies.csv, readings-<sensor kind>.csv                               (CSV with a header)
   manifest.json                                                              (DemoManifest, paths relative)
 Field names are exactly ingest.records.FIELD_SPECS; dates are YYYY-MM-DD, timestamps ISO 8601 with the
@@ -11,6 +12,7 @@ city's +08:00 offset. The same seed, end date and ``now`` always give byte-ident
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,8 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from demo.addresses import build_addresses, place_at_addresses
 from demo.city import CITY_UTC_OFFSET, City, build_city, geometry_to_lnglat, metric_to_latlng
+from demo.context import write_context_layers
 from demo.epidemic import METRICS, EpidemicData, generate_epidemic
+from demo.sensors import out_of_service, silence, write_capacities
 from geo.cells import latlng_to_cell
 from ingest.records import FIELD_SPECS
 
@@ -62,6 +67,7 @@ class SensorState:
     # The sensor's current typical value: wastewater copies/L; footfall people/h at an average hour;
     # fever alerts/h at an average hour; pm2_5 µg/m³; panic presses per day.
     level: float
+    out_of_service: bool = False  # demo.sensors: silent since before now; the simulator leaves it quiet
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,8 @@ def _registry_frames(city: City) -> tuple[pd.DataFrame, pd.DataFrame]:
     return sensors, facilities
 
 
-def _sensor_states(city: City, data: EpidemicData, sensors: pd.DataFrame) -> tuple[SensorState, ...]:
+def _sensor_states(city: City, data: EpidemicData, sensors: pd.DataFrame,
+                   quiet: frozenset[str] = frozenset()) -> tuple[SensorState, ...]:
     last: dict[str, tuple[int, np.datetime64]] = {}
     for frame in data.readings.values():
         if len(frame):
@@ -216,7 +223,8 @@ def _sensor_states(city: City, data: EpidemicData, sensors: pd.DataFrame) -> tup
         last_ts = None if ts is None else pd.Timestamp(ts).to_pydatetime().replace(tzinfo=CITY_UTC_OFFSET)
         metric, unit = METRICS[row.kind]
         out.append(SensorState(row.sensor_id, row.kind, float(row.lat), float(row.lng), metric, unit, seq, last_ts,
-                               round(float(data.sensor_levels.get(row.sensor_id, 0.0)), 4)))
+                               round(float(data.sensor_levels.get(row.sensor_id, 0.0)), 4),
+                               row.sensor_id in quiet))
     return tuple(out)
 
 
@@ -255,15 +263,25 @@ def write_demo(out_dir: Path, seed: int, days: int, end_date: date, now: datetim
     city = build_city(seed)
     say("city", 1, 1)
     data = generate_epidemic(city, seed, days, end_date, now, progress=progress)
+    addresses = build_addresses(city)
+    # Cases are reported at their household's address (the address check looks there).
+    data = dataclasses.replace(data, cases=place_at_addresses(data.cases, addresses))
+    # A few sensors out of service, and each footfall counter's capacity (demo.sensors).
+    quiet = frozenset(out_of_service({k: [s.sensor_id for s in city.sensors if s.kind == k]
+                                      for k in {s.kind for s in city.sensors}}, seed))
+    data = dataclasses.replace(data, readings=silence(data.readings, set(quiet), now))
 
     files: list[DemoFile] = []
     for name, kind in (("boundary", "boundary"), ("communities", "community"), ("precincts", "precinct")):
         fc = _feature_collection(city, kind)
         (city_dir / f"{name}.geojson").write_text(json.dumps(fc, separators=(",", ":")), encoding="utf-8")
         files.append(DemoFile(f"city/{name}.geojson", "area", len(fc["features"])))
+    write_context_layers(city, out_dir)  # roads, the lake, landmarks: the offline basemap (map.context_layers)
+    write_capacities(data.sensor_levels, [s.sensor_id for s in city.sensors if s.kind == "footfall"], seed, out_dir)
 
     sensors, facilities = _registry_frames(city)
     tables: list[tuple[str, str, pd.DataFrame]] = [
+        ("addresses.csv", "address", addresses),
         ("sensors.csv", "sensor", sensors), ("facilities.csv", "facility", facilities),
         ("cases.csv", "case", data.cases), ("tests.csv", "test", data.tests),
         ("admissions.csv", "admission", data.admissions), ("capacity.csv", "capacity", data.capacity),
@@ -278,7 +296,7 @@ def write_demo(out_dir: Path, seed: int, days: int, end_date: date, now: datetim
         out_dir=out_dir, seed=seed, days=days, start_date=data.start_date, end_date=end_date,
         now=now.astimezone(CITY_UTC_OFFSET), h3_resolution=h3_resolution, population=city.population,
         files=tuple(files), clusters=_cluster_info(data, h3_resolution),
-        sensors=_sensor_states(city, data, sensors),
+        sensors=_sensor_states(city, data, sensors, quiet),
         facility_ids=tuple(f.facility_id for f in city.facilities),
         area_ids=("city", *(a.area_id for a in city.communities.areas), *(a.area_id for a in city.precincts.areas)),
         epidemic=_epidemic_state(data))

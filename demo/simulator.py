@@ -34,6 +34,12 @@ PublishFn = Callable[[str, bytes], None]
 
 # Live cadence per sensor kind (seconds). ~300 sensors give ~4-5 readings a second in all.
 LIVE_INTERVAL_S = {"wastewater": 300, "footfall": 30, "fever_kiosk": 60, "air_quality": 60}
+# Battery-powered kinds report their charge (metric battery_pct, sensors.health_metric) every 10 minutes;
+# it drains by BATTERY_DRAIN_PER_DAY from a start drawn per sensor, so a few run low during a long demo.
+BATTERY_KINDS = ("panic_button", "air_quality")
+BATTERY_INTERVAL_S = 600
+BATTERY_DRAIN_PER_DAY = 4.0
+BATTERY_METRIC, BATTERY_UNIT = "battery_pct", "%"
 MAX_MESSAGES_PER_TICK = 50
 MAX_CATCH_UP_S = 600          # after a pause (a sleeping laptop), resend at most the last 10 minutes
 MAX_RECENT_CASES = 400
@@ -48,6 +54,7 @@ class _LiveSensor:
     interval_s: int | None    # None: event-driven (panic buttons)
     next_due: datetime | None
     last_seq: int
+    battery_start: float | None = None  # a battery stream (BATTERY_METRIC) of this sensor, not its readings
 
 
 class LiveSimulator:
@@ -67,12 +74,20 @@ class LiveSimulator:
         self._last_tick = started
         self._sensors: list[_LiveSensor] = []
         for s in manifest.sensors:
+            if s.out_of_service:  # demo.sensors: it went quiet before now and stays quiet
+                continue
             interval = LIVE_INTERVAL_S.get(s.kind)
             # Stagger first readings over one interval so sensors do not all speak at once.
             first = started + timedelta(seconds=int(self._rng.integers(1, interval + 1))) if interval else None
             self._sensors.append(_LiveSensor(s, interval, first, s.last_seq))
+        for s in manifest.sensors:
+            if s.kind in BATTERY_KINDS and not s.out_of_service:
+                first = started + timedelta(seconds=int(self._rng.integers(1, BATTERY_INTERVAL_S + 1)))
+                self._sensors.append(_LiveSensor(s, BATTERY_INTERVAL_S, first, s.last_seq,
+                                                 battery_start=float(self._rng.uniform(25.0, 100.0))))
+        self._seqs = {s.sensor_id: s.last_seq for s in manifest.sensors}  # one sequence per sensor, all streams
         self._scheduled = [s for s in self._sensors if s.interval_s]
-        self._panic = [s for s in self._sensors if s.state.kind == "panic_button"]
+        self._panic = [s for s in self._sensors if s.state.kind == "panic_button" and s.battery_start is None]
         self._cursor = 0
         self._case_count = 0
         ep = manifest.epidemic
@@ -104,14 +119,17 @@ class LiveSimulator:
             return False
 
     def _seq(self, sensor: _LiveSensor, ts: datetime) -> int:
-        seq = max(sensor.last_seq + 1, sensor.state.last_seq + int((ts - self._anchor).total_seconds()))
-        sensor.last_seq = seq
+        sid = sensor.state.sensor_id
+        seq = max(self._seqs.get(sid, sensor.last_seq) + 1,
+                  sensor.state.last_seq + int((ts - self._anchor).total_seconds()))
+        sensor.last_seq = self._seqs[sid] = seq
         return seq
 
     def _reading(self, sensor: _LiveSensor, ts: datetime, value: float) -> int:
         s = sensor.state
+        metric, unit = (BATTERY_METRIC, BATTERY_UNIT) if sensor.battery_start is not None else (s.metric, s.unit)
         ok = self._send(f"{self._prefix}/sensors/{s.sensor_id}/readings",
-                        {"ts": ts.isoformat(), "metric": s.metric, "value": value, "unit": s.unit,
+                        {"ts": ts.isoformat(), "metric": metric, "value": value, "unit": unit,
                          "seq": self._seq(sensor, ts), "sensor_id": s.sensor_id})
         self.published["readings"] += ok
         return 1
@@ -134,6 +152,10 @@ class LiveSimulator:
             return float(np.round(s.level * traffic * rng.lognormal(0, 0.1), 1))
         return 1.0
 
+    def _battery(self, sensor: _LiveSensor, ts: datetime) -> float:
+        days = (ts - self._anchor).total_seconds() / 86400.0
+        return float(round(max(sensor.battery_start - BATTERY_DRAIN_PER_DAY * days, 0.0), 1))
+
     def _publish_readings(self, now: datetime) -> int:
         budget, n = self._max, len(self._scheduled)
         floor = now - timedelta(seconds=MAX_CATCH_UP_S)
@@ -143,7 +165,9 @@ class LiveSimulator:
             if sensor.next_due < floor:  # skip what was missed during a long pause
                 sensor.next_due += step * -(-(floor - sensor.next_due) // step)
             while sensor.next_due <= now and budget > 0:
-                budget -= self._reading(sensor, sensor.next_due, self._value(sensor.state, sensor.next_due))
+                value = self._battery(sensor, sensor.next_due) if sensor.battery_start is not None \
+                    else self._value(sensor.state, sensor.next_due)
+                budget -= self._reading(sensor, sensor.next_due, value)
                 sensor.next_due += step
             if budget == 0:
                 self._cursor = (self._cursor + k) % n  # start here next tick: nobody starves

@@ -114,3 +114,18 @@ def _closed_lnglat(latlngs) -> list[tuple[float, float]]:
     """h3's (lat, lng) vertices -> a closed ring of (lng, lat)."""
     ring = [(lng, lat) for lat, lng in latlngs]
     return ring + ring[:1]
+
+
+def cells_to_outer_rings_latlng(cells: Iterable[str]) -> list[list[tuple[float, float]]]:
+    """The outer edge of each connected piece of the area the cells cover, as closed (lat, lng) rings.
+
+    For CAP 1.2 polygons, which are "lat,lon" and cannot express holes: a ring-shaped zone is
+    announced by its outer edge (it then also covers what its hole holds, a stricter zone).
+    """
+    shape = h3.cells_to_h3shape(list(cells))
+    polygons = shape.polys if hasattr(shape, "polys") else [shape]
+    rings = []
+    for poly in polygons:
+        ring = [(float(lat), float(lng)) for lat, lng in poly.outer]
+        rings.append(ring + ring[:1])
+    return rings

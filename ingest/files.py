@@ -49,7 +49,7 @@ from ingest.context import ContextProvider
 from ingest.fhir import ingest_fhir_document, is_fhir_document, may_be_fhir
 from ingest.jsontext import DuplicateKey, loads_strict
 from ingest.records import KIND_BY_PLURAL, KIND_ORDER, Reject
-from settings import IngestConfig
+from settings import AreaLayer, IngestConfig
 from store import BatchResult, Store, StoreClosed
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ class Unreadable:
 def kind_from_name(name: str) -> str | None:
     """``cases-2026.csv`` -> ``case``; ``communities.geojson`` -> ``area``."""
     if name.lower().endswith(".geojson"):
-        return "area"
+        # A FeatureCollection of areas, except the address gazetteer's points (addresses.geojson).
+        return "address" if KIND_BY_PLURAL.get(re.split(r"[-_.\s]", name.lower(), maxsplit=1)[0]) == "address" \
+            else "area"
     first = re.split(r"[-_.\s]", name.lower(), maxsplit=1)[0]
     return KIND_BY_PLURAL.get(first)
 
@@ -382,8 +384,26 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
-def _document_records(doc: Any, name: str, area_kind: str | None) -> Iterator[tuple[Any, bytes]]:
-    """(record, raw) of a parsed JSON document: a list of records, {"records": [...]}, or a FeatureCollection."""
+def layer_record(props: dict, geometry: Any, layer: AreaLayer) -> dict:
+    """An area record of a configured layer's feature: its fields read through the layer's property
+    names, everything else the publisher attached (shape lengths, boroughs...) left in the raw payload."""
+    raw_id = props.get(layer.id_property)
+    area_id = None if raw_id is None or str(raw_id).strip() == "" else f"{layer.id_prefix}{str(raw_id).strip()}"
+    name = props.get(layer.name_property)
+    record = {"area_id": area_id, "kind": layer.kind, "geometry": geometry,
+              "name": str(name) if name not in (None, "") else (f"{layer.label} {raw_id}" if area_id else None)}
+    if layer.population_property and props.get(layer.population_property) is not None:
+        record["population"] = props[layer.population_property]
+    return record
+
+
+def _document_records(doc: Any, name: str, area_kind: str | None,
+                      layer: AreaLayer | None = None) -> Iterator[tuple[Any, bytes]]:
+    """(record, raw) of a parsed JSON document: a list of records, {"records": [...]}, or a FeatureCollection.
+
+    A FeatureCollection of a configured layer (``layer``) is read through its property names; one
+    dropped in the inbox must already use pheoc's own field names.
+    """
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
         area_kind = area_kind or area_kind_from_name(name)
         features = doc.get("features") or []
@@ -395,6 +415,9 @@ def _document_records(doc: Any, name: str, area_kind: str | None) -> Iterator[tu
                 yield Unreadable("not_an_object", "a feature must be an object with object properties"), raw
                 continue
             props = dict(feature.get("properties") or {})
+            if layer is not None:
+                yield layer_record(props, feature.get("geometry"), layer), raw
+                continue
             if area_kind and "kind" not in props:
                 props["kind"] = area_kind
             props["geometry"] = feature.get("geometry")
@@ -427,8 +450,11 @@ class FileIngestor:
         return self.config.max_document_bytes if kind == "area" else self.config.max_payload_bytes
 
     def ingest_file(self, path: Path, *, move_to: Path | None = None, area_kind: str | None = None,
-                    progress: ProgressFn | None = None) -> FileResult:
+                    layer: AreaLayer | None = None, progress: ProgressFn | None = None) -> FileResult:
         """Ingest one file. With ``move_to`` (an inbox), move it to processed/ or rejected/ after.
+
+        ``area_kind`` gives a GeoJSON file's features the kind they do not carry; ``layer`` (a
+        configured city.area_layers entry) says how its features name their fields.
 
         Whatever is in the file, the answer is a FileResult (an unforeseen error rejects the file
         with ``unexpected_error``). Raises StoreClosed while shutting down, FileNotFoundError if the
@@ -438,7 +464,7 @@ class FileIngestor:
         kind = kind_from_name(path.name)
         file = _OpenedFile(path)
         try:
-            return self._ingest(file, kind, move_to, area_kind, progress)
+            return self._ingest(file, kind, move_to, layer.kind if layer else area_kind, layer, progress)
         except FileRejected as rej:
             return self._reject_file(file, kind, rej.code, rej.detail, move_to)
         except _FileChanged:
@@ -455,7 +481,7 @@ class FileIngestor:
             file.close()
 
     def _ingest(self, file: _OpenedFile, kind: str | None, move_to: Path | None, area_kind: str | None,
-                progress: ProgressFn | None) -> FileResult:
+                layer: AreaLayer | None, progress: ProgressFn | None) -> FileResult:
         path = file.path
         file.open()
         if file.size > self.config.max_file_bytes:
@@ -487,7 +513,7 @@ class FileIngestor:
                                                         progress)
         else:
             doc = doc if doc is not None else self._read_document(file, scan)
-            result, unchanged = self._store_records(file, _document_records(doc, path.name, area_kind), kind,
+            result, unchanged = self._store_records(file, _document_records(doc, path.name, area_kind, layer), kind,
                                                     False, source, progress)
         if not unchanged:
             log.info("%s changed while it was read; it stays for the next pass", path.name)

@@ -963,13 +963,15 @@ class MqttPublisher:
         if getattr(reason_code, "is_failure", False):
             self._refused[mid] = reason_code
 
-    def publish(self, topic: str, payload: bytes, *, wait: bool = True, timeout: float = 30.0) -> int:
+    def publish(self, topic: str, payload: bytes, *, wait: bool = True, timeout: float = 30.0,
+                retain: bool = False) -> int:
         """Publish at QoS 1; with ``wait``, return only once the broker has acknowledged it.
 
         Returns the message id. Raises RuntimeError if the broker refused the message and
         TimeoutError if no acknowledgement came in time. Without ``wait``, call flush() later.
+        ``retain``: the broker keeps the message for later subscribers (CAP warnings, delivery/).
         """
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc == paho.MQTT_ERR_NO_CONN:
             # paho keeps a QoS 1 message published while disconnected and sends it after
             # reconnecting; it is pending, not failed.

@@ -38,4 +38,5 @@ REASONS: dict[str, str] = {
     "store_refused": "the database refused a record that passed validation; its message is in reason_detail",
     "file_too_large": "the file is larger than ingest.max_file_bytes (JSON/GeoJSON: ingest.max_document_bytes)",
     "not_regular_file": "a symbolic link, FIFO, device or folder where a file was expected; never read",
+    "invalid_cap": "a file in warnings.inbound_dir that is not a CAP 1.2 alert pheoc can read (see docs/alerts.md)",
 }

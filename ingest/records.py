@@ -17,6 +17,7 @@ from typing import Any
 
 import shapely
 
+from geo.addresses import address_key
 from geo.areas import PointLocator, contains_lat_lng, geometry_from_geojson
 from geo.cells import cell_resolution, cell_to_latlng, is_valid_cell, latlng_to_cell
 from ingest.reasons import REASONS
@@ -184,12 +185,24 @@ def _one_of(*allowed: str) -> Parser:
 
 
 def _geometry(value, name, from_text):
+    """An area's polygon; an invalid one that can be repaired without losing ground is repaired (a
+    published precinct file's sliver or degenerate ring should not leave its ground in no area)."""
     try:
-        return geometry_from_geojson(value)
+        return geometry_from_geojson(value, repair=True)
     # shapely reports a malformed GeoJSON geometry in many ways: KeyError for a Polygon without
     # "coordinates", TypeError/IndexError/ValueError for coordinates of the wrong shape.
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.ShapelyError) as exc:
         raise Reject("invalid_geometry", f"{name}: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _point(value, name, from_text) -> tuple[float, float]:
+    """A GeoJSON Point (an address feature's geometry) as (lat, lng)."""
+    if not isinstance(value, Mapping) or value.get("type") != "Point":
+        raise Reject("invalid_geometry", f"{name} must be a GeoJSON Point")
+    coords = value.get("coordinates")
+    if not isinstance(coords, list) or len(coords) < 2:
+        raise Reject("invalid_geometry", f"{name}: a Point needs [lng, lat]")
+    return _number(coords[1], f"{name} latitude", False), _number(coords[0], f"{name} longitude", False)
 
 
 STATUSES = ("suspected", "confirmed", "recovered", "deceased")
@@ -256,6 +269,12 @@ FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
         "facility_id": F(_text), "reported_at": F(_timestamp), "item": F(_text), "stock": F(_nonneg_float),
         "daily_use": F(_nonneg_float, required=False), "unit": F(_text, required=False),
     },
+    "address": {
+        "address_id": F(_text, doc="stable id of the address in the gazetteer"),
+        "text": F(_text, doc="the address as written, e.g. 12 Jalan Melati 3"),
+        "lat": F(_number, required=False), "lng": F(_number, required=False),
+        "geometry": F(_point, required=False, doc="GeoJSON Point (lng, lat); instead of lat and lng"),
+    },
     "admission": {
         "admission_id": F(_text), "case_id": F(_text, required=False), "facility_id": F(_text),
         "admitted_on": F(_date), "icu": F(_bool, required=False), "discharged_on": F(_date, required=False),
@@ -265,9 +284,10 @@ FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
 
 # Plural names used in file names and MQTT topics.
 KIND_BY_PLURAL = {"areas": "area", "sensors": "sensor", "facilities": "facility", "cases": "case", "tests": "test",
-                  "readings": "reading", "capacity": "capacity", "supplies": "supply", "admissions": "admission"}
+                  "readings": "reading", "capacity": "capacity", "supplies": "supply", "admissions": "admission",
+                  "addresses": "address"}
 # Registries first, so the records that refer to them validate in the same ingest run.
-KIND_ORDER = ("area", "sensor", "facility", "case", "test", "reading", "capacity", "supply", "admission")
+KIND_ORDER = ("area", "address", "sensor", "facility", "case", "test", "reading", "capacity", "supply", "admission")
 
 
 def _parse_fields(kind: str, record: Mapping[str, Any], from_text: bool) -> dict[str, Any]:
@@ -433,10 +453,24 @@ def _check_admission(row: dict, ctx: ValidationContext) -> None:
         row["icu"] = False
 
 
+def _check_address(row: dict, ctx: ValidationContext) -> None:
+    point = row.pop("geometry")
+    if point is not None and row["lat"] is not None:
+        raise Reject("invalid_value", "address has both lat/lng and a geometry; give one")
+    if point is not None:
+        row["lat"], row["lng"] = point
+    if row["lat"] is None or row["lng"] is None:
+        raise Reject("missing_field", "address needs lat and lng (or a Point geometry)")
+    _check_point(row["lat"], row["lng"], ctx)
+    row["search_key"] = address_key(row["text"])
+    if not row["search_key"]:
+        raise Reject("invalid_value", f"address text {row['text']!r:.40} has no letters or digits")
+
+
 CHECKS: dict[str, Callable[[dict, ValidationContext], None]] = {
     "area": _check_area, "sensor": _check_sensor_or_facility, "facility": _check_sensor_or_facility,
     "case": _check_case, "test": _check_test, "reading": _check_reading, "capacity": _check_capacity,
-    "supply": _check_supply, "admission": _check_admission,
+    "supply": _check_supply, "admission": _check_admission, "address": _check_address,
 }
 
 

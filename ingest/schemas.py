@@ -29,6 +29,7 @@ def _field_schema(spec: r.FieldSpec) -> dict:
         r._date: {"type": "string", "format": "date"},
         r._timestamp: {"type": "string", "format": "date-time", "pattern": _TIMESTAMP_WITH_OFFSET},
         r._geometry: {"type": "object", "description": "GeoJSON Polygon or MultiPolygon (lng, lat)"},
+        r._point: {"type": "object", "description": "GeoJSON Point (lng, lat)"},
     }[p]
 
 

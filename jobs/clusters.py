@@ -3,16 +3,24 @@
 Following NYC DOHMH's daily prospective SaTScan runs (Kulldorff et al. 2005; Greene et al. 2021)
 and New York State's Cluster Action Initiative (October 2020):
 
-1. cases per H3 cell and day over the study period (``clusters.study_days`` ending on the
-   analysis day) -> analytics.scan.prospective_space_time_scan with ``settings.clusters``;
+1. cases (and people tested) per H3 cell and day over the study period (``clusters.study_days``
+   ending ``lag_days`` before the analysis day, for data accrual) -> analytics.scan.prospective_scans,
+   one analysis per maximum temporal window of the scan rulebook (``clusters.scan_rulebook``; NYC
+   DOHMH's: 7 and 21 days, 3-day lag, reported from a recurrence interval of 100 days). The
+   rulebook's method (the tests-adjusted Poisson scan) drives the zones where tests are reported per
+   cell; elsewhere the case-only permutation scan does, and the run says why. Both scans are stored
+   where both can run, so /clusters can show either, labelled;
 2. each reported cluster keeps the id of the cluster or zone it overlaps from before, so a
    zone can be followed from day to day while its cluster drifts a cell or two;
 3. significant clusters (p <= ``report_p_max``) and the cores of zones still in force are
    assessed with the zone rulebook (7-day positivity, daily cases per 100k) ->
    analytics.zones.zones_from_clusters; update_zone_history decides entered / escalated /
    reviewed / lifted against the zones in force (folded from the stored history);
-4. the run, its clusters, the day's zone events and the folded zones table are written in one
-   transaction; a core zone newly in one of the two highest tiers (orange, red) raises one alert.
+4. the Gi* hot-spot layer: each populated cell's case rate over the last ``HOTSPOT_WINDOW_DAYS``
+   days, Getis-Ord Gi* on ring-1 neighbours, Benjamini-Hochberg across cells, hot/cold at 90/95/99 %;
+5. the run, its clusters, the Gi* cells, the day's zone events and the folded zones table are
+   written in one transaction; a core zone newly in one of the two highest tiers (orange, red)
+   raises one alert.
 
 Idempotent per day: the inputs are fingerprinted, a rerun on unchanged inputs writes nothing,
 and a rerun on changed inputs (late reports) replaces that day's results.
@@ -29,7 +37,10 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from analytics.scan import ScanResult, prospective_space_time_scan
+from analytics.cells import MIN_RATE_POPULATION, rates_per_100k
+from analytics.hotspots import getis_ord, hot_and_cold_spots
+from analytics.scan import DEFAULT_MAX_CLUSTERS, PERMUTATION, TESTS_ADJUSTED, ScanResult, SpaceTimeCluster, prospective_scans
+from analytics.scan_rules import ScanRulebook
 from analytics.zones import (
     CORE_ROLE,
     Zone,
@@ -41,8 +52,9 @@ from analytics.zones import (
 )
 from geo.areas import AreaShape, PointLocator, geometry_from_geojson
 from geo.cells import cell_resolution, cell_to_latlng, cells_to_latlngs
-from geo.grid import PopulationGrid, cases_on_grid, population_grid, spread_tests_to_grid
-from rulebooks import load_zone_rulebook
+from geo.grid import PopulationGrid, cases_on_grid, cells_at_resolution, population_grid, spread_tests_to_grid
+from geo.neighbours import NeighbourGraph, cells_to_neighbour_graph
+from rulebooks import load_scan_rulebook, load_zone_rulebook
 from settings import Settings
 from store import Store
 from store import queries as q
@@ -53,7 +65,14 @@ ALERT_KIND = "cluster_zone"
 # The most restrictive tier is an emergency for the whole command centre, the next one a warning;
 # lower tiers (yellow: precautionary) are shown on the map but raise no alert.
 ALERT_SEVERITY_BY_TIER_FROM_TOP = ("critical", "warning")
-FINGERPRINT_VERSION = "1"  # bump when the job's computation changes, so stored days are recomputed
+FINGERPRINT_VERSION = "2"  # bump when the job's computation changes, so stored days are recomputed
+# The tests-adjusted scan needs the people tested per cell: it runs when at least this share of the
+# study period's tests was reported with a cell (the rest, reported per area, is spread by area share
+# and is then a small estimate); below it the denominators would be mostly areal guesses.
+MIN_CELL_TEST_SHARE = 0.95
+# The Gi* layer reads the last two weeks, the map's default window: recent enough to act on, long
+# enough for small cells to hold a few cases.
+HOTSPOT_WINDOW_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +80,12 @@ class DayInputs:
     """Everything one day's analysis reads from the store."""
     as_of: date
     study_start: date
-    cases: pd.DataFrame  # h3_cell, day, cases over the study period
+    study_end: date  # as_of less the scan rulebook's lag
+    cases: pd.DataFrame  # h3_cell, day, cases from study_start to as_of
     unplaced_cases: int
     tests: pd.DataFrame  # h3_cell, day, tested, positive over the zone-metric window
+    scan_tests: pd.DataFrame  # h3_cell, day, tested, positive over the study period (the scan's denominators)
+    cell_test_share: float | None  # share of the study period's tests reported with a cell; None: no tests
     grid: PopulationGrid
     previous_events: tuple[ZoneEvent, ...]  # zone history before as_of, in order
     known_clusters: tuple[tuple[str, frozenset[str]], ...]  # ids to carry over: zones in force, yesterday's clusters
@@ -74,6 +96,7 @@ def run(store: Store, settings: Settings, today: date) -> dict:
     started = time.monotonic()
     cfg = settings.clusters
     rulebook = load_zone_rulebook(settings)
+    scan_rules = load_scan_rulebook(settings)
     as_of = as_of_day(store, today, settings.city.timezone)
     if as_of is None:
         return {"status": "no cases"}
@@ -90,41 +113,44 @@ def run(store: Store, settings: Settings, today: date) -> dict:
                 "significant": int(row["significant"]), "zones_in_force": len(qc.zones_in_force(store))}
 
     scan_started = time.monotonic()
-    location_ids, counts = case_matrix(inputs.cases, inputs.study_start, as_of)
-    scan = prospective_space_time_scan(
-        location_ids, counts, lat_lng_deg=cells_to_latlngs(location_ids) if len(location_ids) else np.zeros((0, 2)),
-        max_radius_m=cfg.max_radius_m, max_case_share=cfg.max_share,
-        max_window_days=min(cfg.max_window_days, counts.shape[1]), replications=cfg.replications,
-        min_cases=cfg.min_cases, seed=cfg.seed,
-    ) if len(location_ids) else ScanResult((), 0, cfg.replications, float("nan"), float("nan"))
+    scans = run_scans(inputs, settings, scan_rules)
     scan_s = time.monotonic() - scan_started
 
     run_id = as_of.isoformat()
-    clusters = cluster_rows(scan, run_id, as_of, inputs.study_start, cfg.report_p_max, inputs.known_clusters)
+    clusters = all_cluster_rows(scans, run_id, as_of, inputs, scan_rules)
+    primary = clusters[clusters["method"] == scans.method] if len(clusters) else clusters
     previous = apply_zone_events([], inputs.previous_events)
-    proposed = propose_zones(clusters, previous, inputs, rulebook, as_of, cfg.resolution)
+    proposed = propose_zones(primary, previous, inputs, rulebook, as_of, cfg.resolution)
     events = update_zone_history(previous, proposed, as_of, rulebook)
     all_events = (*inputs.previous_events, *events)
+    hotspots = hotspot_rows(inputs, as_of)
     now = datetime.now(timezone.utc)
+    longest = scans.results[scans.method][scans.windows[-1]]
     run_row = {
         "run_id": run_id, "as_of": as_of, "computed_at": now, "input_fingerprint": fingerprint,
-        "study_start": inputs.study_start, "study_end": as_of, "resolution": cfg.resolution,
-        "max_radius_m": cfg.max_radius_m, "max_share": cfg.max_share, "max_window_days": cfg.max_window_days,
+        "study_start": inputs.study_start, "study_end": inputs.study_end, "resolution": cfg.resolution,
+        "max_radius_m": cfg.max_radius_m, "max_share": cfg.max_share, "max_window_days": scans.windows[-1],
         "replications": cfg.replications, "seed": cfg.seed, "min_cases": cfg.min_cases,
-        "report_p_max": cfg.report_p_max, "total_cases": scan.total_cases, "locations": len(location_ids),
-        "clusters": len(clusters), "significant": int(clusters["significant"].sum()) if len(clusters) else 0,
-        "critical_llr_05": _finite_or_none(scan.critical_llr_05),
-        "critical_llr_01": _finite_or_none(scan.critical_llr_01),
+        "report_p_max": scan_rules.report_p_max, "total_cases": longest.total_cases, "locations": scans.locations,
+        "clusters": len(primary), "significant": int(primary["significant"].sum()) if len(primary) else 0,
+        "critical_llr_05": _finite_or_none(longest.critical_llr_05),
+        "critical_llr_01": _finite_or_none(longest.critical_llr_01),
         "scan_s": round(scan_s, 3), "rule_id": rulebook.id, "rule_version": rulebook.version,
+        "method": scans.method, "method_note": scans.note, "methods_run": ",".join(scans.results),
+        "windows_days": ",".join(str(w) for w in scans.windows), "lag_days": scan_rules.lag_days,
+        "min_recurrence_days": scan_rules.min_recurrence_interval_days, "scan_rule_id": scan_rules.id,
+        "scan_rule_version": scan_rules.version, "hotspot_window_days": HOTSPOT_WINDOW_DAYS,
     }
     alerts = alert_rows(events, rulebook, now, inputs.grid, store)
     new_alerts = qc.save_cluster_day(store, run_row, clusters, event_rows(events, run_id, now),
-                                     zone_table(all_events), alerts).result()
+                                     zone_table(all_events), alerts, hotspots).result()
     in_force = apply_zone_events(previous, events)
     return {
-        "status": "computed", "as_of": as_of.isoformat(), "cases": scan.total_cases,
-        "unplaced_cases": inputs.unplaced_cases, "cells": len(location_ids), "clusters": run_row["clusters"],
+        "status": "computed", "as_of": as_of.isoformat(), "cases": longest.total_cases,
+        "unplaced_cases": inputs.unplaced_cases, "cells": scans.locations, "method": scans.method,
+        "methods": list(scans.results), "clusters": run_row["clusters"],
         "significant": run_row["significant"], "zones_in_force": len(in_force), "events": len(events),
+        "hotspots": int((hotspots["spot"] != "not significant").sum()) if len(hotspots) else 0,
         "alerts": int(new_alerts), "scan_s": round(scan_s, 2), "total_s": round(time.monotonic() - started, 2),
     }
 
@@ -132,8 +158,10 @@ def run(store: Store, settings: Settings, today: date) -> dict:
 # ---- inputs ------------------------------------------------------------------------------------
 def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of: date) -> DayInputs:
     cfg = settings.clusters
-    study_start = as_of - timedelta(days=cfg.study_days - 1)
-    # Counted cases on the grid, as the cluster page counts them (geo.grid).
+    study_end = as_of - timedelta(days=load_scan_rulebook(settings).lag_days)
+    study_start = study_end - timedelta(days=cfg.study_days - 1)
+    # Counted cases on the grid, as the cluster page counts them (geo.grid), up to the analysis day
+    # (the zone metrics read the days of the lag too).
     cases, unplaced = cases_on_grid(qc.case_counts_by_cell_day(store, study_start, as_of),
                                     lambda: qc.case_points_by_day(store, study_start, as_of), cfg.resolution)
     grid = population_grid(lambda: qc.population_areas(store), cfg.resolution, q.city_population(store),
@@ -141,6 +169,11 @@ def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of:
     # The rulebook reads 7-day positivity on each of the last 10 days: 16 days of reports.
     metric_start = as_of - timedelta(days=rulebook.window_days + rulebook.persistence_days - 2)
     tests, _ = spread_tests_to_grid(qc.test_counts_by_unit_day(store, metric_start, as_of), grid)
+    scan_reports = qc.test_counts_by_unit_day(store, study_start, study_end)
+    scan_tests, _ = spread_tests_to_grid(scan_reports, grid)
+    all_tested = float(scan_reports["tested"].sum())
+    on_cells = cells_at_resolution(scan_reports["h3_cell"], cfg.resolution).notna().to_numpy()
+    cell_share = float(scan_reports["tested"].to_numpy()[on_cells].sum()) / all_tested if all_tested > 0 else None
     previous_events = tuple(events_from_rows(qc.zone_events_before(store, as_of)))
     known: dict[str, set[str]] = {}
     for zone in apply_zone_events([], previous_events):
@@ -148,17 +181,18 @@ def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of:
             known.setdefault(zone.cluster_id, set()).update(zone.cells)
     for row in qc.significant_clusters_before(store, as_of).itertuples(index=False):
         known.setdefault(row.cluster_id, set()).update(row.cells)
-    return DayInputs(as_of, study_start, cases, unplaced, tests, grid, previous_events,
-                     tuple((k, frozenset(v)) for k, v in known.items()))
+    return DayInputs(as_of, study_start, study_end, cases, unplaced, tests, scan_tests, cell_share, grid,
+                     previous_events, tuple((k, frozenset(v)) for k, v in known.items()))
 
 
 def input_fingerprint(settings: Settings, rulebook: ZoneRulebook, inputs: DayInputs) -> str:
     """A hash of every input of the day: the same inputs give the same results, so nothing is rewritten."""
     digest = hashlib.sha256()
     scan_settings = settings.clusters.model_dump_json(exclude={"run_every_s"})  # how often is not what
+    scan_rules = load_scan_rulebook(settings)
     digest.update(f"v{FINGERPRINT_VERSION}|{scan_settings}|{rulebook.id}|{rulebook.version}|"
-                  f"{inputs.as_of}|{inputs.grid.version}|{inputs.unplaced_cases}".encode())
-    for frame in (inputs.cases, inputs.tests):
+                  f"{scan_rules}|{inputs.as_of}|{inputs.grid.version}|{inputs.unplaced_cases}".encode())
+    for frame in (inputs.cases, inputs.tests, inputs.scan_tests):
         ordered = frame.sort_values(["h3_cell", "day"]).reset_index(drop=True)
         digest.update(pd.util.hash_pandas_object(ordered.astype(str), index=False).to_numpy().tobytes())
     digest.update(json.dumps([(e.as_of.isoformat(), e.kind, e.zone_id, e.tier) for e in inputs.previous_events])
@@ -196,14 +230,99 @@ def carry_over_ids(new_cells: Iterable[frozenset[str]], known: Iterable[tuple[st
     return ids
 
 
-def cluster_rows(scan: ScanResult, run_id: str, as_of: date, study_start: date, p_max: float,
-                 known: tuple[tuple[str, frozenset[str]], ...]) -> pd.DataFrame:
+@dataclass(frozen=True, slots=True)
+class DayScans:
+    """The day's analyses: method -> maximum window -> result; ``method`` drives the zones."""
+    method: str
+    note: str  # why the zone-driving method is not the rulebook's, else ""
+    windows: tuple[int, ...]
+    results: dict[str, dict[int, ScanResult]]  # the zone-driving method first
+    locations: int
+
+
+def run_scans(inputs: DayInputs, settings: Settings, rules: ScanRulebook) -> DayScans:
+    """Every analysis of the day: the rulebook's windows, with both methods where tests allow."""
+    cfg = settings.clusters
+    scanned = inputs.cases[pd.to_datetime(inputs.cases["day"]) <= pd.Timestamp(inputs.study_end)]
+    location_ids, counts = case_matrix(scanned, inputs.study_start, inputs.study_end)
+    n_days = counts.shape[1]
+    windows = tuple(w for w in rules.max_windows_days if w <= n_days) or (n_days,)
+    share = inputs.cell_test_share
+    tests_per_cell = share is not None and share >= MIN_CELL_TEST_SHARE
+    if tests_per_cell:
+        order = [TESTS_ADJUSTED, PERMUTATION] if rules.method == TESTS_ADJUSTED else [PERMUTATION, TESTS_ADJUSTED]
+        note = ""
+    else:
+        order = [PERMUTATION]
+        reported = "no tests reported" if share is None else f"{share:.0%} of the study period's tests reported per cell"
+        note = (f"tests-adjusted scan not run ({reported}; it needs {MIN_CELL_TEST_SHARE:.0%}): case-only "
+                "permutation scan instead" if rules.method == TESTS_ADJUSTED else "")
+    results: dict[str, dict[int, ScanResult]] = {}
+    if not location_ids:
+        for method in order:
+            results[method] = {w: ScanResult((), 0, cfg.replications, float("nan"), float("nan")) for w in windows}
+        return DayScans(order[0], note, windows, results, 0)
+    lat_lng = cells_to_latlngs(location_ids)
+    tested = tested_matrix(inputs.scan_tests, location_ids, inputs.study_start, n_days) if tests_per_cell else None
+    for method in order:
+        results[method] = prospective_scans(
+            location_ids, counts, tests=tested if method == TESTS_ADJUSTED else None, lat_lng_deg=lat_lng,
+            max_radius_m=cfg.max_radius_m, max_case_share=cfg.max_share, windows=windows,
+            replications=cfg.replications, min_cases=cfg.min_cases, seed=cfg.seed)
+    return DayScans(order[0], note, windows, results, len(location_ids))
+
+
+def tested_matrix(tests: pd.DataFrame, location_ids: list[str], start: date, n_days: int) -> np.ndarray:
+    """(locations x days) people tested, aligned with case_matrix (cells without reports: 0)."""
+    matrix = np.zeros((len(location_ids), n_days))
+    if tests.empty:
+        return matrix
+    row = pd.Index(location_ids).get_indexer(tests["h3_cell"])
+    day = (pd.to_datetime(tests["day"]) - pd.Timestamp(start)).dt.days.to_numpy()
+    keep = (row >= 0) & (day >= 0) & (day < n_days)
+    np.add.at(matrix, (row[keep], day[keep]), tests["tested"].to_numpy(dtype=np.float64)[keep])
+    return matrix
+
+
+def merged_analyses(by_window: dict[int, ScanResult], limit: int = DEFAULT_MAX_CLUSTERS
+                    ) -> list[tuple[SpaceTimeCluster, int]]:
+    """One method's clusters over all its analyses: strongest first (lowest p, then highest LLR), each
+    place once (a cluster overlapping a stronger one from another window is the same cluster)."""
+    found = sorted(((c, w) for w, result in by_window.items() for c in result.clusters),
+                   key=lambda pair: (pair[0].p_value, -pair[0].llr, pair[1]))
+    kept: list[tuple[SpaceTimeCluster, int]] = []
+    taken: set = set()
+    for cluster, window in found:
+        if taken.isdisjoint(cluster.location_ids):
+            kept.append((cluster, window))
+            taken.update(cluster.location_ids)
+    return kept[:limit]
+
+
+def all_cluster_rows(scans: DayScans, run_id: str, as_of: date, inputs: DayInputs, rules: ScanRulebook
+                     ) -> pd.DataFrame:
+    """detected_clusters rows of every method, the zone-driving method first; ranks run over the whole run."""
+    frames = []
+    rank = 0
+    for method, by_window in scans.results.items():
+        found = merged_analyses(by_window)
+        frames.append(cluster_rows(found, run_id, as_of, inputs.study_start, rules.min_recurrence_interval_days,
+                                   inputs.known_clusters, method, first_rank=rank + 1))
+        rank += len(found)
+    frames = [f for f in frames if not f.empty]
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=list(qc.CLUSTER_COLUMNS)))
+
+
+def cluster_rows(found: list[tuple[SpaceTimeCluster, int]], run_id: str, as_of: date, study_start: date,
+                 min_recurrence_days: float, known: tuple[tuple[str, frozenset[str]], ...], method: str,
+                 first_rank: int = 1) -> pd.DataFrame:
     """One row per reported cluster (detected_clusters columns), with carried-over ids."""
-    found = scan.clusters
-    ids = carry_over_ids((frozenset(c.location_ids) for c in found), known,
-                         (f"C{as_of:%Y%m%d}-{rank}" for rank in range(1, len(found) + 1)))
+    ranks = range(first_rank, first_rank + len(found))
+    ids = carry_over_ids((frozenset(c.location_ids) for c, _ in found), known,
+                         (f"C{as_of:%Y%m%d}-{rank}" for rank in ranks))
     rows = []
-    for rank, (cluster, cluster_id) in enumerate(zip(found, ids), start=1):
+    for rank, (cluster, window), cluster_id in zip(ranks, found, ids):
         lat, lng = cell_to_latlng(cluster.centre_location_id)
         rows.append({
             "run_id": run_id, "rank": rank, "cluster_id": cluster_id, "as_of": as_of,
@@ -214,9 +333,39 @@ def cluster_rows(scan: ScanResult, run_id: str, as_of: date, study_start: date, 
             "observed": cluster.observed, "expected": cluster.expected,
             "relative_risk": _finite_or_none(cluster.relative_risk), "llr": cluster.llr,
             "p_value": cluster.p_value, "recurrence_interval_days": cluster.recurrence_interval_days,
-            "significant": cluster.p_value <= p_max,
+            # 1/p >= RI bar, compared as p <= 1/bar so that p = 0.01 meets a 100-day bar exactly.
+            "significant": cluster.p_value <= 1.0 / min_recurrence_days + 1e-12,
+            "method": method, "max_window_days": window,
         })
     return pd.DataFrame(rows, columns=list(qc.CLUSTER_COLUMNS))
+
+
+# ---- Gi* hot spots -----------------------------------------------------------------------------
+_graphs: dict[tuple[str, int], NeighbourGraph] = {}
+
+
+def hotspot_rows(inputs: DayInputs, as_of: date) -> pd.DataFrame:
+    """cluster_hotspots rows: Gi* of each populated cell's recent case rate, FDR-controlled classes."""
+    population = inputs.grid.population
+    cells = pd.Index(sorted(population[population > MIN_RATE_POPULATION].index), name="h3_cell")
+    if len(cells) < 3:  # Gi* needs at least three units
+        return pd.DataFrame(columns=list(qc.HOTSPOT_COLUMNS))
+    key = (inputs.grid.version, len(cells))
+    if key not in _graphs:
+        _graphs.clear()  # one grid per process: keep the newest
+        _graphs[key] = cells_to_neighbour_graph(cells, k=1)
+    graph = _graphs[key]
+    start = pd.Timestamp(as_of - timedelta(days=HOTSPOT_WINDOW_DAYS - 1))
+    recent = inputs.cases[pd.to_datetime(inputs.cases["day"]) >= start]
+    counts = recent.groupby("h3_cell")["cases"].sum().reindex(graph.ids, fill_value=0)
+    rates = rates_per_100k(counts, population, MIN_RATE_POPULATION)
+    spots = hot_and_cold_spots(getis_ord(rates, graph, star=True))
+    return pd.DataFrame({
+        "as_of": as_of, "h3_cell": graph.ids, "window_days": HOTSPOT_WINDOW_DAYS,
+        "cases": counts.to_numpy(dtype=np.int64), "population": population.reindex(graph.ids).to_numpy(),
+        "rate_per_100k": rates.to_numpy(), "z": spots["z"].to_numpy(), "p": spots["p"].to_numpy(),
+        "q": spots["q"].to_numpy(), "confidence": spots["confidence"].to_numpy(), "spot": spots["spot"].to_numpy(),
+    }, columns=list(qc.HOTSPOT_COLUMNS))
 
 
 # ---- zones -------------------------------------------------------------------------------------

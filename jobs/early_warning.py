@@ -6,9 +6,13 @@ series, R(t)), and computes:
 * aberration alarms: EARS C1/C2/C3 (surveillance::earsC semantics) and the NSSP-ESSENCE EWMA on each
   daily series. An episode of one detector starts on its first alarm day and stays open until
   ``QUIET_DAYS_TO_RESOLVE`` days pass without an alarm, so a detector that flickers gives one episode;
-* forecasts per area: analytics.forecast's renewal projection from the stored R(t) of the as-of day
-  (the same estimate every screen shows), with admission and ICU shares, delays and stays measured on
-  the store's linked admissions (early_warning.* defaults until there are enough);
+* forecasts per area: analytics.forecast_skill replays weekly forecasts along the area's case series
+  (the renewal projection from the stored R(t), R relaxing to 1; a damped log-linear trend; their mean
+  with the naive forecast; the naive forecast), uses the one that beat the naive forecast on that
+  series' own past (else the naive forecast, and says so), with a band calibrated on its own past
+  errors; its backtest scores (skill, WIS, 50/90 % coverage at 7 and 14 days) are stored beside the
+  forecast. Admissions and beds follow from the case trajectories with shares, delays and stays measured
+  on the store's linked admissions (early_warning.* defaults until there are enough);
 * the capacity outlook: days until ``early_warning.capacity_threshold`` of beds and ICU beds, median
   and upper, for the city, each hospital and each area's hospitals (analytics.capacity anchors the
   projected census on the occupancy reported for the day);
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import catalog as cat
+from analytics import forecast_skill as fs
 from analytics.aberration import ears, ewma
 from analytics.capacity import allocation_weights, anchored_band
 from analytics.forecast import (
@@ -48,12 +53,13 @@ from jobs.indicators import MIN_CASES_FOR_RT, serial_interval
 from settings import Settings
 from store import Store
 from store import queries_indicators as qi
+from store import queries_forecast as qf
 from store import queries_warning as qw
 from store.definitions import CITYWIDE, HOSPITAL_KINDS
 from store.queries_warning import AlarmEpisode, AlertSpec, ForecastRun
 
 JOB = "early_warning"
-METHOD_VERSION = "2"  # 2: forecasts from the stored R(t); capacity outlook per city, hospital and area
+METHOD_VERSION = "3"  # 3: method chosen per series by backtest, calibrated bands, skill stored
 # An alarm episode ends after this many consecutive days without an alarm (EARS and EWMA flicker).
 QUIET_DAYS_TO_RESOLVE = 3
 # A count cannot be known better than to one case: with a baseline of identical counts (sd 0, common for
@@ -124,7 +130,8 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
     alarms = detect_alarms(data, settings.privacy.min_count)
     hospital = hospital_parameters(store, data, settings)
     rt_now = qi.rt_on(store, as_of)
-    forecasts = [forecast_area(data, area_id, hospital, settings, rt_now.get(area_id)) for area_id in data.area_ids()]
+    forecasts = [forecast_area(data, area_id, hospital, settings, rt_now.get(area_id),
+                               rt_history(store, area_id, data)) for area_id in data.area_ids()]
     city = next(f for f in forecasts if f.run.area_id == CITYWIDE)
     facilities = qi.stored_facility_days(store, as_of, as_of)
     outlooks, bands = capacity_outlook(data, city, hospital, facilities, settings)
@@ -139,6 +146,7 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
         written["capacity_alerts"] = qw.sync_alerts(con, ALERT_KIND_CAPACITY, [capacity] if capacity else [], now)
         for result in forecasts:
             qw.replace_forecast(con, result.run, result.bands, now)
+            qf.replace_skill_in(con, as_of, result.run.area_id, result.skill)
         qi.replace_capacity_outlook_in(con, as_of, outlooks, bands)
         qi.save_job_run_in(con, JOB, as_of, now, fp, METHOD_VERSION, parameters(settings),
                            round(time.monotonic() - started, 3), summary)
@@ -265,6 +273,7 @@ class ForecastResult:
     run: ForecastRun
     bands: pd.DataFrame  # series, day, mean, median, q05, q95 (cases, admissions)
     census: dict[str, tuple[pd.DataFrame, float]] | None = None  # city: resource -> (projected census, census now)
+    skill: pd.DataFrame | None = None  # forecast_skill.score_table of the series' backtest (7 and 14 days)
 
 
 @dataclass(frozen=True)
@@ -333,9 +342,23 @@ def _share(admissions: pd.Series, cases: pd.Series, lag: int) -> float:
     return float(min(1.0, admitted / float(source)))
 
 
+def skill_config(settings: Settings) -> fs.SkillConfig:
+    """The forecast method as configured: the R(t) window and relaxation the job uses."""
+    ew = settings.early_warning
+    return fs.SkillConfig(relax_days=ew.forecast_r_relax_days, window=ew.rt_window, min_window_cases=MIN_CASES_FOR_RT)
+
+
+def rt_history(store: Store, area_id: str, data: DailyData) -> pd.Series:
+    """The stored R(t) posterior mean of each day of the loaded history (NaN where not estimated)."""
+    rows = qi.rt_estimates(store, area_id, data.days[0].date(), data.as_of)
+    series = pd.Series(rows["mean"].to_numpy(dtype=float), index=pd.to_datetime(rows["day"]))
+    return series.reindex(data.days)
+
+
 def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: Settings,
-                  rt: tuple[float, float] | None) -> ForecastResult:
-    """Cases and admissions bands for an area from its stored R(t); for the city also the census bands."""
+                  rt: tuple[float, float] | None, rt_by_day: pd.Series | None = None) -> ForecastResult:
+    """Cases and admissions bands for an area with the method its own past chose (analytics.forecast_skill),
+    the backtest scores behind that choice, and for the city also the census bands."""
     ew = settings.early_warning
     h = hospital.parameters
     counts = data.counts[area_id]
@@ -350,11 +373,16 @@ def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: S
     # where none are reported the model's own past is the census (fitted to today's patients).
     observed = hospital.admissions_observed
     try:
-        result = forecast(counts["cases"], serial_interval(settings), h, horizon_days=ew.forecast_days,
+        si = serial_interval(settings)
+        cases = counts["cases"].to_numpy(dtype=float)
+        path = None if rt_by_day is None else rt_by_day.reindex(counts.index).to_numpy(dtype=float)
+        chosen = fs.project(cases, si, ew.forecast_days, skill_config(settings), FORECAST_SAMPLES, FORECAST_SEED,
+                            r_now=r_mean, rt_mean=path)
+        result = forecast(counts["cases"], si, h, horizon_days=ew.forecast_days,
                           n_samples=FORECAST_SAMPLES, r_mean=r_mean, r_std=r_std, seed=FORECAST_SEED,
                           admissions_history=counts["admissions"] if observed else None,
                           icu_admissions_history=counts["icu_admissions"] if observed else None,
-                          r_relax_days=ew.forecast_r_relax_days)
+                          r_relax_days=ew.forecast_r_relax_days, case_samples=chosen.samples)
     except ValueError as exc:  # say why instead of failing the job
         return ForecastResult(ForecastRun(r_mean=None, r_std=None, note=f"no projection: {exc}", **base),
                               _empty_bands())
@@ -373,7 +401,9 @@ def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: S
                             if observed else _census_now(cases, share, lag, los))
             census[resource] = (projected, float(now_modelled))
     note = hospital.calibration if area_id == CITYWIDE else ""
-    return ForecastResult(ForecastRun(r_mean=result.r_mean, r_std=result.r_std, note=note, **base), bands, census)
+    run = ForecastRun(r_mean=result.r_mean, r_std=result.r_std, note=note, method=chosen.choice.method,
+                      method_note=chosen.choice.note, **base)
+    return ForecastResult(run, bands, census, chosen.evaluation.scores)
 
 
 def _band_rows(series: str, band: pd.DataFrame) -> pd.DataFrame:

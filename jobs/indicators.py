@@ -31,16 +31,18 @@ from analytics import indicators as ind
 from analytics.rt import discretised_gamma_si, estimate_rt
 from analytics.rulebooks import Rulebook, assess_areas
 from jobs.daily_inputs import HISTORY_DAYS, DailyData, build_daily, to_rows
+from jobs.precinct_figures import precinct_days
 from rulebooks import active_rulebook, load_rulebooks
 from settings import Settings
 from store import Store
 from store import queries_indicators as qi
+from store import queries_precincts as qp
 from store import queries_warning as qw
 from store.definitions import CITYWIDE, as_of_day
 from store.queries_warning import AreaLevel
 
 JOB = "indicators"
-METHOD_VERSION = "1"  # bump when a computation here changes, so stored days are recomputed
+METHOD_VERSION = "2"  # bump when a computation here changes, so stored days are recomputed (2: precinct_days)
 # Days 0..30 hold all but about 1e-5 of the COVID-19 serial interval's mass (mean 4.7, sd 2.9 days).
 SERIAL_INTERVAL_MAX_DAYS = 30
 # Cori et al. 2013: the posterior coefficient of variation is 1/sqrt(1 + cases in the window); below
@@ -92,6 +94,7 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
     values = values[values["day"] >= start]
     rt = rt[rt["day"] >= start]
     levels = area_levels(rulebook, values[values["day"] == as_of])
+    precinct_rows = precinct_days(store, start, as_of)
     expected_choice = None if choice is None else int(choice["choice_id"])
     summary = {"as_of": as_of.isoformat(), "areas": len(data.area_ids()), "days": HISTORY_DAYS,
                "indicator_rows": len(values), "rulebook": f"{rulebook.id}@{rulebook.version}",
@@ -102,6 +105,7 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
         qi.replace_facility_days_in(con, facility_rows, start, as_of)
         qi.replace_indicator_values_in(con, values, start, as_of)
         qi.replace_rt_estimates_in(con, rt, start, as_of)
+        qp.replace_precinct_days_in(con, precinct_rows, start, as_of)
         # A rulebook switch committed while this run computed has already levelled the areas with the new
         # rulebook; levels of the old one must not overwrite them (the next run levels with the new one).
         latest = con.execute("SELECT max(choice_id) FROM ew_rulebook_choices").fetchone()[0]

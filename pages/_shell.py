@@ -17,6 +17,7 @@ from auth.policy import current_principal
 from auth.principal import may_open_page
 from auth.runtime import current_runtime
 from pages._secure import secure_callback
+from pages._frame import frame_bottom, frame_top, register_callbacks
 from settings import Settings
 
 WALL_TIMER = "wall-rotation-timer"
@@ -42,14 +43,26 @@ def shell_layout(settings: Settings) -> html.Div:
     return html.Div(className="shell", children=[
         dcc.Location(id="url"),
         dcc.Interval(id=WALL_TIMER, interval=settings.wall.rotation_s * 1000, n_intervals=0),
+        *frame_top(settings),  # skip link, kiosk bar, playlists (pages/_frame.py)
         html.Header(className="topbar", children=[
             html.Div([html.Span("pheoc", className="brand"), html.Span(settings.city.name, className="city")]),
             html.Nav((nav_links(principal) if principal is not None else [])
                      # Plain links: /login and /logout are Flask routes, not Dash pages.
-                     + [_session_link()]),
+                     + [_session_link()], **{"aria-label": "Pages"}),
         ]),
-        html.Main(dash.page_container),
+        *_exercise_banner(),
+        *frame_bottom(),  # open panic-button incidents, the feeds' freshness strip (pages/_frame.py)
+        html.Main(dash.page_container, id="main-content", tabIndex="-1"),
     ])
+
+
+def _exercise_banner() -> list:
+    """The EXERCISE banner on every page of a drill database (services.drill), above every page's content."""
+    from auth.runtime import current_runtime
+    from services.drill import exercise_banner
+
+    text = exercise_banner(current_runtime().store) if has_request_context() else None
+    return [html.Div(text, id="exercise-banner", className="exercise-banner", role="alert")] if text else []
 
 
 def next_wall_page(rotation: tuple[str, ...], current: str) -> str | None:
@@ -73,3 +86,6 @@ def rotate_wall(_n, pathname, search):
         return no_update
     target = next_wall_page(current_runtime().settings.wall.rotation, pathname or "/")
     return target if target else no_update
+
+
+register_callbacks()  # the frame's incidents and freshness (pages/_frame.py)

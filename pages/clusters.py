@@ -1,8 +1,12 @@
 """Micro-clusters (/clusters): H3 cells, space-time scan clusters and red/orange/yellow containment zones.
 
-The map colours cells by cases or rate over a chosen window, draws each significant cluster as
-its scan circle and each zone in force as a patterned polygon; the tables list the clusters
-(start day, observed/expected, relative risk, p, recurrence interval, zone) and the zones. A
+The map colours cells by cases or rate over a chosen window, or by the job's Gi* hot/cold spots
+(FDR-controlled, 90/95/99 %, each class also marked by a symbol and a text label), draws each
+significant cluster as its scan circle and each zone in force as a patterned polygon; the tables
+list the clusters (start day, observed/expected, relative risk, p, recurrence interval, analysis
+window, zone) and the zones. A choice of scan shows the clusters of the tests-adjusted Poisson
+scan or of the case-only permutation scan, each labelled with its method; the one that drives the
+zones is marked, and a fallback says why. A
 click on a cell, a zone label or a table row opens that place's history: daily cases and tests,
 and when it entered each tier (the Tianjin "click a map spot" panel). ``?cell=`` or ``?zone=``
 in the address opens with that history shown, so an alert can link straight to its zone.
@@ -10,6 +14,7 @@ in the address opens with that history shown, so an alert can link straight to i
 from __future__ import annotations
 
 import dash
+import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from components.clustermap import cluster_map_figure, cluster_table, history_figure, history_summary, zone_table
@@ -17,13 +22,15 @@ from pages import _ids as ids
 from pages._secure import secure_callback
 from auth.policy import current_principal
 from rulebooks import load_zone_rulebook
+from analytics.scan import METHODS, PERMUTATION, TESTS_ADJUSTED
 from services.clusters import WINDOW_CHOICES, cluster_view, place_history, view_day
 from services.mapdata import area_outlines
 from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/clusters", title="pheoc · Micro-clusters", name="Clusters", order=10)
 
-MEASURES = {"cases": "Cases", "rate": "Rate per 100k"}
+MEASURES = {"cases": "Cases", "rate": "Rate per 100k", "hotspots": "Gi* hot spots"}
+SCAN_CHOICES = {TESTS_ADJUSTED: "Tests-adjusted (people tested)", PERMUTATION: "Case-only (permutation)"}
 LABEL_STYLE = {"marginRight": "1.2rem", "color": "var(--text)", "fontSize": "1.05rem", "cursor": "pointer"}
 # Slower than the wall's KPI refresh: the scan runs every few minutes, and redrawing the map
 # more often only costs the browser.
@@ -58,6 +65,11 @@ def layout(cell: str | None = None, zone: str | None = None, **_query):
                                options=[{"label": label, "value": v} for v, label in MEASURES.items()],
                                labelStyle=LABEL_STYLE)]),
             html.Span(style=control, children=[
+                html.Span("Scan", style={"color": "var(--muted)"}),
+                dcc.RadioItems(id=ids.CLUSTERS_METHOD, value=TESTS_ADJUSTED, inline=True,
+                               options=[{"label": SCAN_CHOICES[m], "value": m} for m in METHODS],
+                               labelStyle=LABEL_STYLE)]),
+            html.Span(style=control, children=[
                 html.Span("Window", style={"color": "var(--muted)"}),
                 dcc.RadioItems(id=ids.CLUSTERS_WINDOW, value=_default_window(settings.map.recent_days), inline=True,
                                options=[{"label": f"{d} days", "value": d} for d in WINDOW_CHOICES],
@@ -76,6 +88,7 @@ def layout(cell: str | None = None, zone: str | None = None, **_query):
         ]),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[html.H2("Clusters found by today's space-time scan"),
+                                                  html.Div(id=ids.CLUSTERS_METHOD_LABEL, className="method"),
                                                   html.Div(id=ids.CLUSTERS_TABLE)]),
             html.Div(className="panel", children=[html.H2("Containment zones in force"),
                                                   html.Div(id=ids.CLUSTERS_ZONES)]),
@@ -86,37 +99,60 @@ def layout(cell: str | None = None, zone: str | None = None, **_query):
 @secure_callback(
     "view_clusters",
     Output(ids.CLUSTERS_ASOF, "children"), Output(ids.CLUSTERS_MAP, "figure"), Output(ids.CLUSTERS_TABLE, "children"),
-    Output(ids.CLUSTERS_ZONES, "children"),
+    Output(ids.CLUSTERS_ZONES, "children"), Output(ids.CLUSTERS_METHOD_LABEL, "children"),
     Input(ids.CLUSTERS_REFRESH, "n_intervals"), Input(ids.CLUSTERS_MEASURE, "value"),
-    Input(ids.CLUSTERS_WINDOW, "value"),
+    Input(ids.CLUSTERS_WINDOW, "value"), Input(ids.CLUSTERS_METHOD, "value"),
 )
-def refresh_clusters(_n, measure, window):
+def refresh_clusters(_n, measure, window, method):
     rt = current_runtime()
     s = rt.settings
     measure = measure if measure in MEASURES else "cases"
     window = _window(window)
+    method = method if method in METHODS else None
     rulebook = load_zone_rulebook(s)
-    view = cluster_view(rt.store, s, current_principal(), rt.today(), window)
+    view = cluster_view(rt.store, s, current_principal(), rt.today(), window, method=method)
     fig = cluster_map_figure(view.cells, area_outlines(rt.store), view.zones, view.clusters,
                              tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
-                             resolution=view.resolution, window_days=window)
+                             resolution=view.resolution, window_days=window, hotspots=view.hotspots)
+    longest = int(view.run["max_window_days"]) if view.run else window
     table = cluster_table(view.clusters, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
-                          row_id_type=ids.CLUSTERS_ROW, max_window_days=s.clusters.max_window_days)
+                          row_id_type=ids.CLUSTERS_ROW, max_window_days=longest)
+    method_label = method_line(view, requested=method)
     zones = zone_table(view.zones, tiers=rulebook.zone_tiers, review_days=rulebook.review_days,
                        row_id_type=ids.CLUSTERS_ROW)
     if view.run:
         run = view.run
         more = f" · {view.candidates} weaker candidates not shown" if view.candidates else ""
+        windows = str(run.get("windows_days") or run["max_window_days"]).replace(",", " and ")
+        lag = int(run.get("lag_days") or 0)
+        bar = (f"recurrence interval ≥ {float(run['min_recurrence_days']):,.0f} days"
+               if pd.notna(run.get("min_recurrence_days")) else f"p ≤ {run['report_p_max']:g}")
         asof = (f"Scan of {run['as_of']:%a %d %b %Y}: {int(run['total_cases']):,} cases in "
-                f"{int(run['locations']):,} cells over {s.clusters.study_days} days, windows of 1–"
-                f"{int(run['max_window_days'])} days, {int(run['replications']):,} replications · "
-                f"{int(run['significant'])} significant (p ≤ {run['report_p_max']:g}){more} · zones by "
-                f"{rulebook.title} ({rulebook.id} {rulebook.version})")
+                f"{int(run['locations']):,} cells over {s.clusters.study_days} days to "
+                f"{pd.Timestamp(run['study_end']):%d %b} ({lag}-day lag for late reports), maximum windows of "
+                f"{windows} days, {int(run['replications']):,} replications · {int(run['significant'])} "
+                f"significant ({bar}){more} · zones by {rulebook.title} ({rulebook.id} {rulebook.version})")
     elif view.as_of:
         asof = "The cluster scan has not run yet; cells show reported cases."
     else:
         asof = "No case data yet."
-    return asof, fig, table, zones
+    return asof, fig, table, zones, method_label
+
+
+def method_line(view, requested: str | None) -> html.P:
+    """Which scan the table and circles show, whether it drives the zones, and why where it cannot."""
+    choice = next((c for c in view.methods if c.method == view.method), None)
+    if choice is None:
+        return html.P("")
+    parts = [f"Method: {choice.label}."]
+    parts.append("Its clusters drive the zones." if choice.drives_zones else
+                 "Shown for comparison; the zones follow the other scan.")
+    if requested and requested != view.method:
+        wanted = next(c for c in view.methods if c.method == requested)
+        parts.append(f"{wanted.label} not available: {wanted.note or 'not computed by the latest run'}.")
+    elif choice.note:
+        parts.append(choice.note[:1].upper() + choice.note[1:] + ".")
+    return html.P(" ".join(parts), **{"data-method": view.method}, style={"color": "var(--muted)"})
 
 
 @secure_callback(

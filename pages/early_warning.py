@@ -64,6 +64,8 @@ def layout(area: str | None = None, **_query):
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[
                 html.H2("New infections, severity and hospital capacity, with the 28-day forecast"),
+                html.P(id=ids.EW_FORECAST_QUALITY, className="forecast-quality",
+                       style={"color": "var(--muted)", "margin": "0.2rem 0"}),
                 dcc.Graph(id=ids.EW_TIMELINE, config=GRAPH_CONFIG, style={"height": "78vh"})]),
             html.Div(children=[
                 html.Div(className="panel", children=[
@@ -121,7 +123,7 @@ def _table(frame, columns: dict[str, str], empty: str, row_id: str = "", highlig
     "view_early_warning",
     Output(ids.EW_ASOF, "children"), Output(ids.EW_LEVEL, "children"), Output(ids.EW_GAUGES, "children"),
     Output(ids.EW_TIMELINE, "figure"), Output(ids.EW_RT, "figure"), Output(ids.EW_CAPACITY, "children"),
-    Output(ids.EW_ALARMS, "children"), Output(ids.EW_CHANGES, "children"),
+    Output(ids.EW_ALARMS, "children"), Output(ids.EW_CHANGES, "children"), Output(ids.EW_FORECAST_QUALITY, "children"),
     Input(ids.EW_REFRESH, "n_intervals"), Input(ids.EW_AREA, "value"), Input(ids.EW_SWITCHED, "data"),
     types={f"{ids.EW_SWITCHED}.data": ("object", "null")},
 )
@@ -163,7 +165,18 @@ def refresh_early_warning(_n, area_id, _switched):
                highlight=view.area_id),
         _table(changes, {"when": "Day", "area": "Area", "change": "Level", "rulebook": "Rulebook", "why": "Cause"},
                "No level changes recorded yet."),
+        _quality_line(view.forecast_quality),
     )
+
+
+def _quality_line(quality) -> list:
+    """The read model's sentence, with the reason for the method beside it (fallbacks say so on screen)."""
+    if quality is None or not quality.text:
+        return []
+    parts: list = [html.Span(quality.text, **{"data-method": quality.method or ""})]
+    if quality.reason:
+        parts.append(html.Span(f" Method chosen: {quality.reason}.", className="kpi-detail"))
+    return parts
 
 
 @secure_callback(

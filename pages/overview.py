@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import dash
 from dash import Input, Output, dcc, html
+from flask import request
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
@@ -19,6 +20,7 @@ from components.hexmap import hex_map_figure
 from components.kpi import kpi_tile
 from pages import _ids as ids
 from pages._secure import secure_callback
+from services.basemap import context_layers, tile_url
 from services.mapdata import area_outlines
 from services.overview import overview
 
@@ -48,6 +50,14 @@ def layout(**_query):
     ])
 
 
+def _opening_inbox(tile: html.Div) -> html.Div:
+    """The open-alerts tile opens the alert inbox (/alerts), where alerts are acknowledged: a link laid over
+    the whole tile (assets/pheoc.css), after its label, value and detail, which stay as they are."""
+    tile.className += " kpi-opens"
+    tile.children = [*tile.children, dcc.Link("Open the alert inbox", href="/alerts", className="kpi-link")]
+    return tile
+
+
 @secure_callback(
     "view_overview",
     Output(ids.OVERVIEW_KPIS, "children"), Output(ids.OVERVIEW_MAP, "figure"),
@@ -60,11 +70,12 @@ def refresh_overview(_n):
     s = rt.settings
     principal = current_principal()
     data = overview(rt.store, s, principal)
-    tiles = [kpi_tile(t.figure, t.detail, t.status) for t in data.tiles]
+    tiles = [_opening_inbox(kpi_tile(t.figure, t.detail, t.status)) if t.figure.key == "active_alerts"
+             else kpi_tile(t.figure, t.detail, t.status) for t in data.tiles]
     fig_map = hex_map_figure(data.map.rows, area_outlines(rt.store), grain=data.map.grain,
                              min_count=s.privacy.min_count,
-                             tile_url=s.map.tile_url if s.map.basemap == "tiles" else None,
-                             tile_attribution=s.map.tile_attribution)
+                             tile_url=tile_url(s, request.host_url), tile_attribution=s.map.tile_attribution,
+                             context=context_layers(s))
     fig_trend = trend_figure(data.trend, min_count=s.privacy.min_count)
     strip = freshness_strip(data.freshness, data.rejected_total, data.rejected_by_reason)
     now = datetime.now(timezone.utc).astimezone()

@@ -18,6 +18,7 @@ import yaml
 
 from analytics.catalog import CATALOG
 from analytics.rulebooks import Rulebook, RulebookError, parse_rulebook
+from analytics.scan_rules import ScanRulebook, ScanRulebookError, parse_scan_rulebook
 from analytics.zones import ZoneRulebook, parse_zone_rulebook
 from settings import ConfigError, Settings
 
@@ -85,3 +86,25 @@ def load_zone_rulebook(settings: Settings) -> ZoneRulebook:
             _zone_rulebooks.clear()
             _zone_rulebooks[key] = parse_zone_rulebook(yaml.safe_load(path.read_text(encoding="utf-8")))
         return _zone_rulebooks[key]
+
+
+_scan_rulebooks: dict[tuple[str, int], ScanRulebook] = {}
+
+
+def load_scan_rulebook(settings: Settings) -> ScanRulebook:
+    """The cluster-scan rulebook (clusters.scan_rulebook), cached until the file changes."""
+    path = settings.path(settings.clusters.scan_rulebook)
+    key_name = "clusters.scan_rulebook"
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError as exc:
+        raise ConfigError(f"config '{key_name}': cannot read {path}: {exc.strerror}") from None
+    with _zone_lock:
+        if key not in _scan_rulebooks:
+            try:
+                rulebook = parse_scan_rulebook(yaml.safe_load(path.read_text(encoding="utf-8")))
+            except (ScanRulebookError, yaml.YAMLError) as exc:
+                raise ConfigError(f"config '{key_name}': {path}: {exc}") from None
+            _scan_rulebooks.clear()
+            _scan_rulebooks[key] = rulebook
+        return _scan_rulebooks[key]

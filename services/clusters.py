@@ -15,7 +15,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.cells import rates_per_100k
+from analytics.cells import MIN_RATE_POPULATION, rates_per_100k
+from analytics.scan import METHOD_LABELS, METHODS, PERMUTATION
 from auth.principal import Principal
 from geo.cells import is_valid_cell
 from geo.grid import PopulationGrid, cases_on_grid, population_grid, spread_tests_to_grid
@@ -32,15 +33,14 @@ WINDOW_CHOICES = (7, 14, 21, 28)
 # The history panel spans eight weeks: a cluster emerging over three weeks plus a 14-day review
 # and the weeks before it for comparison.
 HISTORY_DAYS = 56
-# A cell holding fewer residents than this gets no rate: one case among 40 people would read as
-# 2,500 per 100k and shout louder than a real outbreak elsewhere.
-MIN_RATE_POPULATION = 50.0
 CELLS = Disclosure("clusters.cells", grain="cell", counts=("cases",), complementary=("cases",),
                    derived=(("rate_per_100k", "cases"),))
 CLUSTERS = Disclosure("clusters.clusters", grain="cell", cell_column="centre_cell", cell_list_columns=("cells",),
                       counts=("observed",), derived=(("relative_risk", "observed"),))
 ZONES = Disclosure("clusters.zones", grain="cell", cell_column=None, cell_list_columns=("cells",))
-SCAN_METHOD = "prospective space-time permutation scan (Kulldorff et al. 2005)"
+# Gi* classes are a statement about a cell's neighbourhood; the cell's own count and rate are counts of
+# people like any other on the map (withheld below k).
+HOTSPOTS = Disclosure("clusters.hotspots", grain="cell", counts=("cases",), derived=(("rate_per_100k", "cases"),))
 HISTORY = Disclosure("clusters.place_history", grain="cell", counts=("cases", "tested", "positive"))
 
 
@@ -77,6 +77,30 @@ class ClusterView:
     zones: pd.DataFrame  # zones in force
     resolution: int
     min_count: int
+    method: str = PERMUTATION  # the scan whose clusters ``clusters`` holds
+    methods: tuple["ScanChoice", ...] = ()  # both scans, whether the run has each, which drives the zones
+    hotspots: pd.DataFrame = field(default_factory=pd.DataFrame)  # the stored Gi* layer (disclosed)
+
+
+@dataclass(frozen=True)
+class ScanChoice:
+    """One scan method as the page offers it."""
+    method: str
+    label: str
+    available: bool  # the latest run computed it
+    drives_zones: bool
+    note: str  # why it is not available, or why the fallback drives the zones
+
+
+def scan_choices(run: dict | None) -> tuple[ScanChoice, ...]:
+    """Both methods, labelled; runs stored before the tests-adjusted scan were permutation scans only."""
+    if not run:
+        return tuple(ScanChoice(m, METHOD_LABELS[m], False, False, "the scan has not run yet") for m in METHODS)
+    ran = str(run.get("methods_run") or PERMUTATION).split(",")
+    driving = run.get("method") or PERMUTATION
+    note = run.get("method_note") or ""
+    return tuple(ScanChoice(m, METHOD_LABELS[m], m in ran, m == driving,
+                            note if (m not in ran or m == driving) else "") for m in METHODS)
 
 
 def _empty_cells() -> pd.DataFrame:
@@ -96,17 +120,25 @@ def _clusters_with_zones(found: pd.DataFrame, zones: pd.DataFrame) -> pd.DataFra
     return clusters
 
 
-def cluster_view(store: Store, settings: Settings, principal: Principal, today: date, window_days: int
-                 ) -> ClusterView:
-    """What /clusters shows: cells in the window, the latest scan's clusters and the zones in force."""
+def cluster_view(store: Store, settings: Settings, principal: Principal, today: date, window_days: int,
+                 method: str | None = None) -> ClusterView:
+    """What /clusters shows: cells in the window, the latest scan's clusters by ``method`` (default: the
+    one that drives the zones; a method the run did not compute falls back to it), the stored Gi* layer
+    of that scan's day and the zones in force."""
     resolution, k = settings.clusters.resolution, settings.privacy.min_count
     area = jurisdiction(store)
     run_frame = qc.latest_cluster_run(store)
-    run = None if run_frame.empty else run_frame.iloc[0].to_dict()
+    # Runs stored before a column existed hold NULL there: None, not NaN, so "or <default>" reads them.
+    run = None if run_frame.empty else {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                                        for k, v in run_frame.iloc[0].to_dict().items()}
     as_of = scan_day(store) or as_of_day(store, today, settings.city.timezone)
     zones = disclose(principal, qc.zones_in_force(store), ZONES, min_count=k, jurisdiction=area)
+    choices = scan_choices(run)
+    chosen = next((c.method for c in choices if c.method == method and c.available),
+                  next((c.method for c in choices if c.drives_zones), PERMUTATION))
     if as_of is None:
-        return ClusterView(None, run, None, _empty_cells(), pd.DataFrame(), 0, zones, resolution, k)
+        return ClusterView(None, run, None, _empty_cells(), pd.DataFrame(), 0, zones, resolution, k, chosen,
+                           choices)
     start, end = q.window(as_of, window_days)
     daily, _ = cases_by_cell_day(store, start, end, resolution)
     cells = daily.groupby("h3_cell", as_index=False)["cases"].sum()
@@ -118,14 +150,17 @@ def cluster_view(store: Store, settings: Settings, principal: Principal, today: 
         cells["population"] = grid.population.reindex(counts.index).to_numpy()
         cells["rate_per_100k"] = rates_per_100k(counts, grid.population, MIN_RATE_POPULATION).to_numpy()
     cells = disclose(principal, cells, CELLS, min_count=k, jurisdiction=area)
-    clusters, candidates = pd.DataFrame(), 0
+    clusters, candidates, hotspots = pd.DataFrame(), 0, pd.DataFrame()
     if run:
-        found = qc.detected_clusters(store, run["run_id"])
+        found = qc.detected_clusters(store, run["run_id"], method=chosen)
         candidates = int((~found["significant"]).sum()) if not found.empty else 0
         clusters = _clusters_with_zones(found, qc.zones_in_force(store))
         if not clusters.empty:
             clusters = disclose(principal, clusters, CLUSTERS, min_count=k, jurisdiction=area)
-    return ClusterView(as_of, run, (start, end), cells, clusters, candidates, zones, resolution, k)
+        hotspots = disclose(principal, qc.hotspots_on(store, _as_date(run["as_of"])), HOTSPOTS, min_count=k,
+                            jurisdiction=area)
+    return ClusterView(as_of, run, (start, end), cells, clusters, candidates, zones, resolution, k, chosen,
+                       choices, hotspots)
 
 
 @dataclass(frozen=True)
@@ -228,13 +263,20 @@ def cluster_list(store: Store, settings: Settings, principal: Principal, today: 
             "relative_risk": _json_number(r["relative_risk"]),
             "suppressed": sorted(c for c in ("observed", "relative_risk") if r.get(c + "__suppressed")),
             "p_value": _json_number(r["p_value"]), "recurrence_interval_days": _json_number(r["recurrence_interval_days"]),
+            "max_window_days": _json_number(r.get("max_window_days")),
             "zone": None if not r.get("zone_id") else {"id": r["zone_id"], "tier": r["zone_tier"],
                                                        "since": _as_date(r["zone_since"]).isoformat()}})
     return {"as_of": view.as_of.isoformat() if view.as_of else None,
-            "method": SCAN_METHOD if run else None,
+            "method": METHOD_LABELS[view.method] if run else None,
             "run": None if not run else {"id": run["run_id"], "replications": int(run["replications"]),
                                          "max_window_days": int(run["max_window_days"]),
-                                         "report_p_max": float(run["report_p_max"])},
+                                         "report_p_max": float(run["report_p_max"]),
+                                         "method": view.method, "method_note": run.get("method_note") or "",
+                                         "windows_days": [int(w) for w in str(run.get("windows_days") or
+                                                                               run["max_window_days"]).split(",")],
+                                         "lag_days": int(run.get("lag_days") or 0),
+                                         "min_recurrence_interval_days": _json_number(
+                                             run.get("min_recurrence_days"))},
             "clusters": out}
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from analytics import catalog as cat
+from analytics import forecast_skill as fs
 from analytics import indicators as ind
 from analytics.rulebooks import LevelAssessment, Rulebook, ThresholdBand, level_for
 from auth.principal import Principal
@@ -28,6 +29,7 @@ from services.rulebooks import current_rulebook, rulebook_options
 from services.series import daily_view
 from settings import Settings
 from store import Store
+from store import queries_forecast as qf
 from store import queries_indicators as qi
 from store import queries_warning as qw
 from store.definitions import CITYWIDE
@@ -44,6 +46,62 @@ SERIES_LABELS = {"cases": "New cases", "admissions": "Hospital admissions", "fev
                  "wastewater": "Wastewater SARS-CoV-2 RNA"}
 COUNT_SERIES = ("cases", "admissions")
 ALARMS = Disclosure("early_warning.alarms", grain="area", counts=("observed",))
+# Backtest scores of an area's forecast: ratios and shares, no counts of people.
+FORECAST_QUALITY = Disclosure("early_warning.forecast_quality", grain="area")
+QUALITY_HORIZONS = (7, 14)
+
+
+@dataclass(frozen=True)
+class ForecastQuality:
+    """How good the forecast of one series has been, from what the early-warning job stored."""
+    area_id: str
+    as_of: date | None
+    method: str | None  # the method forecast with (analytics.forecast_skill), None: no forecast
+    method_label: str
+    reason: str  # why that method (or the naive forecast)
+    skill: dict[int, float | None]  # horizon -> 1 - MAE / naive MAE of the job's method over the backtest
+    coverage_90: dict[int, float | None]
+    origins: int  # past forecasts scored
+    text: str  # the one line pages and the briefing print
+
+
+def quality_sentence(method: str, reason: str, skill: Mapping[int, float | None],
+                     coverage: Mapping[int, float | None], origins: int) -> str:
+    """The line itself: the method, a fallback to the naive forecast said as such, skill and coverage."""
+    label = fs.METHOD_LABELS.get(method, method)
+    head = f"Forecast: {label}"
+    if method == fs.NAIVE and reason:
+        head += f" ({reason.rsplit(':', 1)[0]})"
+    if not origins or any(skill.get(h) is None or coverage.get(h) is None for h in QUALITY_HORIZONS):
+        return f"{head}. Not yet scored: too few past forecasts of this series have an outcome to compare with."
+
+    def pct(value: float) -> str:
+        return "0%" if round(value * 100) == 0 else f"{value:+.0%}"
+    return (f"{head}. Over the last {origins} weekly forecasts of this series its skill against carrying last "
+            f"week's average forward was {pct(skill[7])} at 7 days and {pct(skill[14])} at 14 days; the 90 % band "
+            f"held the outcome {coverage[7]:.0%} and {coverage[14]:.0%} of the time.")
+
+
+def forecast_quality(store: Store, principal: Principal, area_id: str) -> ForecastQuality:
+    """The one line on forecast quality for ``area_id``, read from the stored forecast and its backtest."""
+    run = qw.latest_forecast_run(store, area_id)
+    empty = ForecastQuality(area_id, None, None, "", "", {}, {}, 0, "")
+    if run is None:
+        return empty
+    as_of = pd.Timestamp(run["as_of"]).date()
+    method = run.get("method")
+    if method is None or (isinstance(method, float) and math.isnan(method)):
+        return ForecastQuality(area_id, as_of, None, "", "", {}, {}, 0, "No forecast, so no forecast quality.")
+    scores = qf.forecast_skill(store, as_of, area_id).assign(area_id=area_id)
+    scores = disclose(principal, scores, FORECAST_QUALITY, min_count=0)
+    chosen = scores[scores["method"] == fs.CHOSEN].set_index("horizon")
+    label = fs.METHOD_LABELS.get(method, method)
+    skill = {h: _float(chosen["skill"].get(h)) for h in QUALITY_HORIZONS}
+    coverage = {h: _float(chosen["coverage_90"].get(h)) for h in QUALITY_HORIZONS}
+    origins = int(chosen["origins"].min()) if len(chosen) else 0
+    reason = str(run.get("method_note") or "")
+    text = quality_sentence(method, reason, skill, coverage, origins)
+    return ForecastQuality(area_id, as_of, method, label, reason, skill, coverage, origins, text)
 
 
 @dataclass(frozen=True)
@@ -114,6 +172,7 @@ class EarlyWarningView:
     level_changes: pd.DataFrame
     forecast_note: str
     min_count: int
+    forecast_quality: ForecastQuality | None = None
 
 
 def area_options(store: Store) -> tuple[tuple[str, str], ...]:
@@ -194,7 +253,8 @@ def page_view(store: Store, settings: Settings, area_id: str, principal: Princip
         timeline=timeline, bands=bands, rt=rt, rt_note=rt_note,
         capacity=_outlook(store, outlook_day, report, settings) if outlook_day else None,
         alarms=alarm_rows(store, settings, principal, names), level_changes=level_change_rows(store, names, rulebooks),
-        forecast_note=(run or {}).get("note") or "", min_count=k)
+        forecast_note=(run or {}).get("note") or "", min_count=k,
+        forecast_quality=forecast_quality(store, principal, area_id))
 
 
 def build_gauges(rulebook: Rulebook, assessment: LevelAssessment | None, figures: Mapping[str, Figure]

@@ -7,13 +7,22 @@ Three rules, applied in this order, decided by the principal's detail level and 
    cases, record keys, coordinates) need ``points``. A table the principal may not see at all
    comes back empty, with its columns, so a page draws "nothing here" rather than failing.
 2. **Precinct scope.** A principal bound to precincts (police) sees cells and points only inside
-   them; elsewhere it sees what the public sees (areas and the city, suppressed).
+   them; elsewhere it sees what the public sees (areas and the city, suppressed). Of a table of
+   precinct figures (``Disclosure.precinct_column``) it gets its own precincts' rows.
 3. **Small counts.** Below the ``points`` level, a count of people from 1 to ``min_count - 1`` is
    withheld, and so is every figure derived from it (a rate, a share). Where the rows are parts of
    a total that is also shown (areas of the city, facilities of the city's hospitals), a single
    withheld part could be recovered by subtraction, so the next smallest part of its group is
    withheld too (complementary suppression; each group ends with none or at least two withheld).
    Zero is shown: "no cases here" is the figure, and it singles nobody out.
+4. **Tables with margins.** A two-way table (areas x days, say) published with its row totals, column
+   totals and grand total (``Disclosure.margins``) is a system of sums: a withheld entry can be solved
+   from any combination of rows and columns, not only from its own line. After the small counts are
+   withheld, every withheld entry that the shown entries and the sums determine exactly (its row of the
+   null space of the sums is zero) takes one more entry of its row or column with it, the smallest, until
+   none is determined. Entries already published elsewhere (``Margins.released``: True shown there, False
+   withheld there) are known: hiding them here protects nothing, and showing one withheld there would undo
+   that release's own protection.
 
 Every release of cell- or case-level rows is noted in the per-request ledger (auth.ledger); auth.web
 writes one ``data_access`` audit record per release for a signed-in caller when the response leaves,
@@ -56,10 +65,28 @@ class Disclosure:
     lat_column: str = "lat"
     lng_column: str = "lng"
     case_level_columns: tuple[str, ...] = ()  # text that may identify a case: blanked below "points"
+    # Area rows that are precincts (their id in this column): a principal bound to precincts gets its own
+    # precincts' rows only, cut after small counts are withheld on the whole table (the same figures as
+    # everyone else sees, and nothing about the precincts it does not serve).
+    precinct_column: str | None = None
+    margins: "Margins | None" = None  # complementary suppression over a two-way table with its totals
 
     def __post_init__(self):
         if self.grain not in GRAINS:
             raise ValueError(f"grain must be one of {GRAINS}, got {self.grain!r}")
+
+
+MARGIN_TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class Margins:
+    """A two-way table held long, one row per entry: ``row`` and ``column`` name the entry's place; where
+    one of them is ``total`` the entry is that line's sum (both: the grand total)."""
+    row: str
+    column: str
+    total: str = MARGIN_TOTAL
+    released: str | None = None  # optional boolean column: True = shown in another release, False = withheld there
 
 
 # ---- jurisdiction ----------------------------------------------------------------------------------
@@ -143,6 +170,8 @@ def disclose(principal: Principal, frame: pd.DataFrame, spec: Disclosure, *, min
             if column in out:
                 out[column] = None
     out = _suppress_small_counts(out, spec, min_count, enabled=not principal.may_see_small_counts)
+    if spec.precinct_column is not None and principal.precincts:
+        out = out[out[spec.precinct_column].isin(principal.precincts)].reset_index(drop=True)
     if spec.grain in ("cell", "point"):
         note_release(spec.resource, needed, len(out))
     return out
@@ -158,6 +187,17 @@ def may_see_cell(principal: Principal, cell: str, jurisdiction: Jurisdiction | N
     if jurisdiction is None:
         raise ValueError("a precinct-bound principal needs the jurisdiction to cut by")
     return bool(jurisdiction.cells_within(pd.Series([cell]), principal.precincts)[0])
+
+
+def point_in_scope(principal: Principal, lat: float, lng: float, jurisdiction: Jurisdiction | None) -> bool:
+    """Whether one point lies within the principal's precinct scope (always, for a principal not bound to
+    precincts): the scope rule of disclose(), asked of one place. The address check uses it to decide
+    whether an officer may be told about the address, whatever the detail level (its own permission)."""
+    if not principal.precincts:
+        return True
+    if jurisdiction is None:
+        raise ValueError("a precinct-bound principal needs the jurisdiction to cut by")
+    return bool(jurisdiction.points_within(pd.Series([lat]), pd.Series([lng]), principal.precincts)[0])
 
 
 def _cut_to_scope(frame: pd.DataFrame, spec: Disclosure, precincts: frozenset[str],
@@ -217,7 +257,9 @@ def _suppress_small_counts(frame: pd.DataFrame, spec: Disclosure, min_count: int
                 continue
             v = values[column]
             small = small_counts(v, min_count)
-            if column in spec.complementary:
+            if column in spec.complementary and spec.margins is not None:
+                small = _complementary_with_margins(frame, v, small, spec.group_by, spec.margins)
+            elif column in spec.complementary:
                 small = _complementary(frame, v, small, spec.group_by)
             flags[column] = small
             v[small] = np.nan
@@ -242,3 +284,95 @@ def _complementary(frame: pd.DataFrame, values: np.ndarray, small: np.ndarray, g
                 break  # the only other parts are zero or unknown: nothing left to hide it behind
             small[min(candidates, key=lambda r: values[r])] = True
     return small
+
+
+# ---- tables with margins ---------------------------------------------------------------------------
+def _complementary_with_margins(frame: pd.DataFrame, values: np.ndarray, small: np.ndarray,
+                                group_by: tuple[str, ...], margins: Margins) -> np.ndarray:
+    """Withhold entries of each two-way table until no withheld entry can be solved from the sums."""
+    hidden = small.copy()
+    known_elsewhere = np.zeros(len(frame), dtype=bool)
+    if margins.released is not None:
+        released = frame[margins.released]
+        known_elsewhere = (released == True).to_numpy(dtype=bool)  # noqa: E712 (a column of True/False/None)
+        hidden |= (released == False).to_numpy(dtype=bool)  # noqa: E712
+        hidden &= ~known_elsewhere
+    groups = [np.arange(len(frame))] if not group_by else [
+        np.asarray(idx) for idx in frame.groupby(list(group_by), sort=False).indices.values()]
+    for rows in groups:
+        hidden[rows] = _protect_table(frame.iloc[rows], values[rows], hidden[rows], known_elsewhere[rows], margins)
+    return hidden
+
+
+def _table_relations(frame: pd.DataFrame, margins: Margins) -> list[np.ndarray]:
+    """Each sum of the table as the positions of its entries: the parts, then the total last."""
+    row_keys = frame[margins.row].astype(str).to_numpy()
+    col_keys = frame[margins.column].astype(str).to_numpy()
+    total = margins.total
+    relations = []
+    for axis_keys, other_keys in ((row_keys, col_keys), (col_keys, row_keys)):
+        for key in dict.fromkeys(axis_keys):
+            line = np.flatnonzero(axis_keys == key)
+            parts = line[other_keys[line] != total]
+            sums = line[other_keys[line] == total]
+            if len(parts) and len(sums) == 1:
+                relations.append(np.append(parts, sums[0]))
+    return relations
+
+
+def _determined(relations: list[np.ndarray], hidden: np.ndarray) -> np.ndarray:
+    """Which withheld entries the sums fix exactly, whatever the shown entries are: x_e is fixed iff
+    e's row of the null space of the sums (restricted to withheld entries) is zero."""
+    unknown = np.flatnonzero(hidden)
+    out = np.zeros(len(hidden), dtype=bool)
+    if len(unknown) == 0:
+        return out
+    column_of = {int(u): i for i, u in enumerate(unknown)}
+    matrix = np.zeros((len(relations), len(unknown)))
+    for r, positions in enumerate(relations):
+        for p in positions[:-1]:
+            if int(p) in column_of:
+                matrix[r, column_of[int(p)]] = 1.0
+        if int(positions[-1]) in column_of:
+            matrix[r, column_of[int(positions[-1])]] = -1.0
+    from scipy.linalg import null_space
+    basis = null_space(matrix) if matrix.any() else np.eye(len(unknown))
+    free = np.abs(basis).max(axis=1) > 1e-9 if basis.size else np.zeros(len(unknown), dtype=bool)
+    out[unknown[~free]] = True
+    return out
+
+
+def _protect_table(frame: pd.DataFrame, values: np.ndarray, hidden: np.ndarray, known: np.ndarray,
+                   margins: Margins) -> np.ndarray:
+    hidden = hidden.copy()
+    relations = _table_relations(frame, margins)
+    if known.any():
+        # What the sums give from public entries alone (a row total of public days) is public too:
+        # hiding it protects nothing, and it can never be made unsolvable.
+        known = known | _determined(relations, ~known)
+        hidden &= ~known
+    while True:
+        added = False
+        for entry in np.flatnonzero(_determined(relations, hidden) & ~known):
+            # Hide one more entry beside it, in its row or column (else anywhere): preferably one whose
+            # other line already holds a withheld entry, which closes a cycle of withheld entries (a
+            # cycle can be shifted by +t/-t around it, so none of its entries is fixed); then the
+            # smallest. Zeros stay shown, and an entry public elsewhere protects nothing.
+            lines = [r for r in relations if entry in r]
+            beside = {int(p) for r in lines for p in r}
+            choices = [p for p in beside if _may_hide(p, hidden, known, values)]
+            if not choices:
+                choices = [p for p in range(len(values)) if _may_hide(p, hidden, known, values)]
+            if choices:
+                def closes_cycle(p: int) -> bool:
+                    return any(hidden[r].sum() > 0 for r in relations if p in r and not any(r is x for x in lines))
+                hidden[min(choices, key=lambda p: (not closes_cycle(p), values[p], p))] = True
+                added = True
+                break
+        if not added:
+            return hidden  # none exposed, or only by what is zero or public elsewhere (that release decides)
+
+
+def _may_hide(position: int, hidden: np.ndarray, known: np.ndarray, values: np.ndarray) -> bool:
+    return not hidden[position] and not known[position] and bool(np.isfinite(values[position])) \
+        and values[position] > 0

@@ -50,10 +50,14 @@ def population_areas(store: Store) -> pd.DataFrame:
 RUN_COLUMNS = ("run_id", "as_of", "computed_at", "input_fingerprint", "study_start", "study_end", "resolution",
                "max_radius_m", "max_share", "max_window_days", "replications", "seed", "min_cases",
                "report_p_max", "total_cases", "locations", "clusters", "significant", "critical_llr_05",
-               "critical_llr_01", "scan_s", "rule_id", "rule_version")
+               "critical_llr_01", "scan_s", "rule_id", "rule_version", "method", "method_note", "methods_run",
+               "windows_days", "lag_days", "min_recurrence_days", "scan_rule_id", "scan_rule_version",
+               "hotspot_window_days")
 CLUSTER_COLUMNS = ("run_id", "rank", "cluster_id", "as_of", "centre_cell", "centre_lat", "centre_lng", "radius_m",
                    "cells", "n_cells", "start_date", "end_date", "observed", "expected", "relative_risk", "llr",
-                   "p_value", "recurrence_interval_days", "significant")
+                   "p_value", "recurrence_interval_days", "significant", "method", "max_window_days")
+HOTSPOT_COLUMNS = ("as_of", "h3_cell", "window_days", "cases", "population", "rate_per_100k", "z", "p", "q",
+                   "confidence", "spot")
 EVENT_COLUMNS = ("as_of", "kind", "zone_id", "cluster_id", "role", "tier", "previous_tier", "cells", "reason",
                  "rule_id", "rule_version", "run_id", "recorded_at")
 ZONE_COLUMNS = ("zone_id", "cluster_id", "role", "tier", "cells", "reason", "rule_id", "rule_version",
@@ -76,18 +80,30 @@ def latest_run_day(store: Store) -> date | None:
     return store.scalar("SELECT max(as_of) FROM cluster_runs")
 
 
-def detected_clusters(store: Store, run_id: str, significant_only: bool = False) -> pd.DataFrame:
-    """Clusters a run reported, most likely first."""
+def detected_clusters(store: Store, run_id: str, significant_only: bool = False,
+                      method: str | None = None) -> pd.DataFrame:
+    """Clusters a run reported by ``method`` (default: the run's zone-driving method), most likely first."""
     where = " AND significant" if significant_only else ""
-    return store.read(f"SELECT * FROM detected_clusters WHERE run_id = ?{where} ORDER BY rank", [run_id])
+    if method is None:
+        return store.read(
+            f"""SELECT * FROM detected_clusters WHERE run_id = ?{where}
+                AND method = (SELECT method FROM cluster_runs WHERE run_id = ?) ORDER BY rank""", [run_id, run_id])
+    return store.read(f"SELECT * FROM detected_clusters WHERE run_id = ? AND method = ?{where} ORDER BY rank",
+                      [run_id, method])
 
 
 def significant_clusters_before(store: Store, as_of: date) -> pd.DataFrame:
-    """cluster_id, cells of the significant clusters of the last run before ``as_of``."""
+    """cluster_id, cells of the significant clusters (zone-driving method) of the last run before ``as_of``."""
     return store.read(
-        """SELECT cluster_id, cells FROM detected_clusters
-           WHERE significant AND as_of = (SELECT max(as_of) FROM cluster_runs WHERE as_of < ?)
-           ORDER BY rank""", [as_of])
+        """SELECT d.cluster_id, d.cells FROM detected_clusters d JOIN cluster_runs r USING (run_id)
+           WHERE d.significant AND d.method = r.method
+             AND r.as_of = (SELECT max(as_of) FROM cluster_runs WHERE as_of < ?)
+           ORDER BY d.rank""", [as_of])
+
+
+def hotspots_on(store: Store, as_of: date) -> pd.DataFrame:
+    """The Gi* layer stored for ``as_of``: one row per populated cell (HOTSPOT_COLUMNS)."""
+    return store.read("SELECT * FROM cluster_hotspots WHERE as_of = ? ORDER BY h3_cell", [as_of])
 
 
 # ---- zones -------------------------------------------------------------------------------------
@@ -140,10 +156,11 @@ def zone_alerts(store: Store) -> pd.DataFrame:
 
 # ---- the one write -----------------------------------------------------------------------------
 def save_cluster_day(store: Store, run: dict, clusters: pd.DataFrame, events: pd.DataFrame,
-                     zones: pd.DataFrame, alerts: pd.DataFrame) -> "Future[int]":
+                     zones: pd.DataFrame, alerts: pd.DataFrame, hotspots: pd.DataFrame | None = None
+                     ) -> "Future[int]":
     """Replace the results of ``run['as_of']`` in one transaction; returns how many alerts were new.
 
-    The day's run, clusters and zone events are deleted and written again (a rerun of the same
+    The day's run, clusters, Gi* cells and zone events are deleted and written again (a rerun of the same
     day replaces, never adds); ``zones`` is the full folded table and replaces it; alerts are
     inserted once per ``dedupe_key`` and never touched again (an operator may have acted on them).
     """
@@ -152,6 +169,8 @@ def save_cluster_day(store: Store, run: dict, clusters: pd.DataFrame, events: pd
         _run(con, "DELETE FROM detected_clusters WHERE as_of = ?", [as_of])
         _run(con, "DELETE FROM cluster_runs WHERE as_of = ?", [as_of])
         _run(con, "DELETE FROM zone_events WHERE as_of = ?", [as_of])
+        _run(con, "DELETE FROM cluster_hotspots WHERE as_of = ?", [as_of])
+        _insert(con, "cluster_hotspots", hotspots, HOTSPOT_COLUMNS)
         _insert(con, "cluster_runs", pd.DataFrame([run], columns=list(RUN_COLUMNS)), RUN_COLUMNS)
         _insert(con, "detected_clusters", clusters, CLUSTER_COLUMNS)
         _insert(con, "zone_events", events, EVENT_COLUMNS)

@@ -71,6 +71,8 @@ class ForecastRun:
     admission_share: float | None
     icu_share: float | None
     note: str = ""
+    method: str | None = None  # analytics.forecast_skill: the method forecast with (None: no projection)
+    method_note: str = ""  # why that method (or why the naive forecast)
 
 
 # ---- stored results: reads -----------------------------------------------------------------------
@@ -260,9 +262,9 @@ def replace_forecast(con, run: ForecastRun, bands: pd.DataFrame, computed_at: da
     con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
     con.execute(
         """INSERT INTO ew_forecast_runs (as_of, area_id, computed_at, horizon_days, r_mean, r_std, admission_share,
-               icu_share, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               icu_share, note, method, method_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [run.as_of, run.area_id, computed_at, run.horizon_days, run.r_mean, run.r_std, run.admission_share,
-         run.icu_share, run.note])
+         run.icu_share, run.note, run.method, run.method_note])
     if bands.empty:
         return
     frame = bands[["series", "day", "mean", "median", "q05", "q95"]].copy()

@@ -43,6 +43,7 @@ INGEST_TABLES: dict[str, IngestTable] = {t.kind: t for t in (
                  "ventilators_total", "ventilators_in_use", "staff_on_duty", "covid_patients"), "reported_at"),
     IngestTable("supply", "supply_reports", ("facility_id", "reported_at", "item"),
                 ("facility_id", "reported_at", "item", "stock", "daily_use", "unit"), "reported_at"),
+    IngestTable("address", "addresses", ("address_id",), ("address_id", "text", "lat", "lng", "search_key")),
     IngestTable("admission", "admissions", ("admission_id",),
                 ("admission_id", "case_id", "facility_id", "admitted_on", "icu", "discharged_on", "outcome"),
                 "admitted_on"),
@@ -121,10 +122,13 @@ DDL: tuple[str, ...] = (
 def all_ddl() -> tuple[str, ...]:
     """Core tables first, then each feature's own (kept in their own modules so features stay separate),
     then the views of store.definitions over them."""
-    from store import (definitions, schema_access, schema_capacity, schema_clusters, schema_indicators,
-                       schema_tokens, schema_warning)
+    from store import (definitions, schema_access, schema_addresses, schema_capacity, schema_clusters,
+                       schema_indicators, schema_tokens, schema_warning, schema_warnings)
+    from store import schema_forecast, schema_hotspots
+    from store import schema_sensors
     return (DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
-            + schema_tokens.DDL + schema_indicators.DDL + definitions.VIEWS)
+            + schema_tokens.DDL + schema_indicators.DDL + schema_warnings.DDL + schema_addresses.DDL
+            + schema_hotspots.DDL + schema_forecast.DDL + schema_sensors.DDL + definitions.VIEWS)
 
 
 def apply_schema(con) -> None:

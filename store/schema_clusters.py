@@ -6,6 +6,12 @@ list of decisions (``zone_events``: entered / escalated / reviewed / lifted, eac
 id and version that made it) and ``zones``, the history folded into one row per zone (in force
 while ``lifted_on`` is NULL). Cell lists are VARCHAR[] so "which zone holds this cell" is one
 ``list_contains`` in SQL.
+
+Each run scans with both methods where it can: ``cluster_runs.method`` is the one whose clusters
+drive the zones (the scan rulebook's, or the permutation scan as a labelled fallback where tests
+are not reported per cell, ``method_note`` saying why); ``detected_clusters.method`` and
+``max_window_days`` say which scan and which analysis found each cluster, and ``rank`` orders all
+of a run's clusters (the zone-driving method's first).
 """
 from __future__ import annotations
 
@@ -41,4 +47,12 @@ DDL: tuple[str, ...] = (
         rule_id VARCHAR NOT NULL, rule_version VARCHAR NOT NULL,
         entered_on DATE NOT NULL, since DATE NOT NULL, reviewed_on DATE, lifted_on DATE,
         updated_on DATE NOT NULL)""",
+    # Two scans (tests-adjusted Poisson and case-only permutation), several windows, a lag and a
+    # recurrence-interval bar from the scan rulebook. Runs stored before that were permutation scans.
+    *(f"ALTER TABLE cluster_runs ADD COLUMN IF NOT EXISTS {c}" for c in (
+        "method VARCHAR DEFAULT 'permutation'", "method_note VARCHAR", "methods_run VARCHAR",
+        "windows_days VARCHAR", "lag_days INTEGER DEFAULT 0", "min_recurrence_days DOUBLE",
+        "scan_rule_id VARCHAR", "scan_rule_version VARCHAR", "hotspot_window_days INTEGER")),
+    *(f"ALTER TABLE detected_clusters ADD COLUMN IF NOT EXISTS {c}" for c in (
+        "method VARCHAR DEFAULT 'permutation'", "max_window_days INTEGER")),
 )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,5 +41,23 @@ def app_on_copy(settings, folder: Path, users: Iterable[tuple[str, str]] = (), *
 
 def close_app(app, store) -> None:
     """Write what the app still holds in memory (denials, buffered reads), then close the store."""
-    app.server.extensions["pheoc.auth"].stop()
+    from auth.web import stop_auth
+
+    stop_auth(app)  # as `serve` does on its way out
     store.close()
+
+
+def decimals_in(body: str) -> frozenset[str]:
+    """The decimal numbers in a response, each whole ("101.721303", never its prefix "101.72130")."""
+    return frozenset(re.findall(r"\d+\.\d+", body))
+
+
+def shows_coordinates(numbers: frozenset[str], lat: float, lng: float) -> bool:
+    """Whether a response's decimals (decimals_in) hold a point, as stored or to 5 decimals (about 1 m).
+
+    Whole numbers only: a sensor at lng 101.721303 does not give away a case at 101.72130 (a sensors map
+    holds thousands of coordinates, and their substrings collide with cases' by chance).
+    """
+    def present(value: float) -> bool:
+        return f"{value:.5f}" in numbers or repr(float(value)) in numbers
+    return present(lat) and present(lng)

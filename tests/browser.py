@@ -131,6 +131,7 @@ def serve_database_copy(db_source: Path, folder: Path, *, city: dict | None = No
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["city"].update(city if city is not None else {"boundary_file": None, "area_layers": []})
     cfg["clusters"]["zone_rulebook"] = str(ROOT / cfg["clusters"]["zone_rulebook"])
+    cfg["clusters"]["scan_rulebook"] = str(ROOT / cfg["clusters"]["scan_rulebook"])
     cfg["early_warning"]["rulebooks"] = [str(ROOT / p) for p in cfg["early_warning"]["rulebooks"]]
     cfg["store"]["path"] = str(db)
     # Test files are written whole before the watcher looks: no need to wait for them to settle.

@@ -28,6 +28,7 @@ def write_config(folder: Path, **sections) -> Path:
     base["mqtt"]["mode"] = "off"
     # The project's rulebooks, wherever the test's config file lives.
     base["clusters"]["zone_rulebook"] = str(ROOT / base["clusters"]["zone_rulebook"])
+    base["clusters"]["scan_rulebook"] = str(ROOT / base["clusters"]["scan_rulebook"])
     base["early_warning"]["rulebooks"] = [str(ROOT / p) for p in base["early_warning"]["rulebooks"]]
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
@@ -104,3 +105,5 @@ def browser():
 
 # The shared browser signed in to served_demo (defined beside the other sign-in helpers).
 from tests.auth_helpers import signed_in_browser  # noqa: E402,F401
+# The wall server of the sensors, panic, kiosk, accessibility and layout browser tests (one per session).
+from tests.wall_helpers import wall_server  # noqa: E402,F401

@@ -4,7 +4,7 @@ them and the read model shows them."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,10 @@ from tests.conftest import shared_data
 from tests.mqtt_helpers import *  # noqa: F401,F403  (fixtures: mosquitto, city_store, settings)
 from tests.mqtt_helpers import LAYOUT, capacity, encode, publisher, start_ingestor, wait_for
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+# Late on yesterday's date, not the wall clock: the reports below are a few hours old and must fall on
+# NOW's day whatever time the suite runs (at 01:00 UTC "2 hours ago" is the day before), and NOW must
+# not be in the future for the ingest's clock-skew check.
+NOW = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=1), time(22, 0), tzinfo=timezone.utc)
 PREFIX = "pheoc/capacity-test"
 # The data manager sees counts at case level: these tests are about the arithmetic, not suppression.
 MANAGER = principal_for("dm", "data_manager")
@@ -162,7 +165,7 @@ def test_invalid_reports_are_quarantined_with_reason_codes(capville):
               "ventilators_in_use,covid_patients\n")
     lines = [f"H1,{ts(i + 1)},{values}" for i, (values, _) in enumerate(INVALID)]
     lines.append(f"NOPE,{ts(1)},400,300,,,,,")
-    lines.append(f"H2,{(NOW + timedelta(days=1)).isoformat()},400,300,,,,,")
+    lines.append(f"H2,{(NOW + timedelta(days=3)).isoformat()},400,300,,,,,")
     lines.append(f"H2,{(NOW - timedelta(hours=1)).replace(tzinfo=None).isoformat()},400,300,,,,,")
     lines.append(f"H2,{ts(1)},400,300,,,,,")  # the one valid row
     result = files.ingest_file(write(folder, "capacity-mixed.csv", header + "\n".join(lines) + "\n")).result

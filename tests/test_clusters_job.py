@@ -92,7 +92,7 @@ def build_city(store: Store, last_day: date, plant_until: date, seed: int = 5) -
 @pytest.fixture
 def settings(settings_factory):
     return settings_factory(clusters={"zone_rulebook": str(RULEBOOK), "study_days": 60, "replications": 199,
-                                      "max_window_days": 21, "seed": 3})
+                                      "seed": 3})
 
 
 def snapshot(store: Store) -> dict[str, list]:
@@ -117,10 +117,17 @@ def test_planted_cluster_becomes_a_significant_cluster_and_a_zone(tmp_path, sett
         top = store.read("SELECT * FROM detected_clusters ORDER BY rank").iloc[0]
         assert top["significant"] and top["p_value"] <= 0.05
         assert PLANT_CELL in set(top["cells"]) or h3.grid_distance(PLANT_CELL, top["centre_cell"]) <= 1
-        # The planted cluster started within a few days of when it was planted, and ends today.
+        # Tests are reported per cell, so the tests-adjusted scan drives the zones; the permutation scan
+        # ran beside it for the page's choice.
+        assert run.at[0, "method"] == "tests_adjusted" and run.at[0, "method_note"] == ""
+        assert run.at[0, "methods_run"] == "tests_adjusted,permutation" and run.at[0, "windows_days"] == "7,21"
+        assert top["method"] == "tests_adjusted" and top["max_window_days"] in (7, 21)
+        assert top["recurrence_interval_days"] >= 100  # NYC's reporting bar
+        # The planted cluster started within a few days of when it was planted, and ends on the last day of
+        # the study period: the analysis day less the 3-day accrual lag.
         plant_start = AS_OF - timedelta(days=PLANT_DAYS - 1)
         assert abs((top["start_date"].date() - plant_start).days) <= 6
-        assert top["end_date"].date() == AS_OF
+        assert top["end_date"].date() == AS_OF - timedelta(days=3) == run.at[0, "study_end"].date()
         assert top["observed"] > top["expected"] and top["relative_risk"] > 1
         assert top["recurrence_interval_days"] == pytest.approx(1 / top["p_value"])
 
@@ -153,11 +160,12 @@ def test_rerunning_the_same_day_changes_nothing(tmp_path, settings):
         assert again["status"] == "unchanged"
         assert snapshot(store) == before
 
-        # A late report on the same day replaces the day's results: still one run, no second alert.
+        # A late report on the same day replaces the day's results: still one run, no second alert. (It is
+        # for the study period's last day: the scan ends 3 days before the analysis day.)
         ctx = ValidationContext(now=datetime(2027, 1, 1, tzinfo=timezone.utc), check_registries=False)
         late = BatchBuilder("late", "file")
-        rec = {"case_id": "LATE1", "reported_date": AS_OF.isoformat(), "lat": CENTRE_LAT, "lng": CENTRE_LNG,
-               "status": "confirmed"}
+        rec = {"case_id": "LATE1", "reported_date": (AS_OF - timedelta(days=3)).isoformat(), "lat": CENTRE_LAT,
+               "lng": CENTRE_LNG, "status": "confirmed"}
         assert late.add("case", rec, b"late", ctx)
         store.write_batch(late.build()).result()
         redo = job.run(store, settings, AS_OF)
@@ -202,6 +210,25 @@ def test_zone_history_is_kept_and_lifted_at_the_review(tmp_path, settings):
 
         # An earlier day cannot be decided again once a later one has been.
         assert job.run(store, settings, AS_OF)["status"] == "skipped"
+
+
+def test_without_tests_per_cell_the_permutation_scan_drives_the_zones_and_says_why(tmp_path, settings):
+    with Store(tmp_path / "c.duckdb") as store:
+        build_city(store, AS_OF, AS_OF)
+        store.submit(lambda con: con.execute("DELETE FROM tests")).result()
+        ctx = ValidationContext(now=datetime(2027, 1, 1, tzinfo=timezone.utc), check_registries=False)
+        batch = BatchBuilder("area-tests", "file")
+        assert batch.add("test", {"test_date": (AS_OF - timedelta(days=5)).isoformat(), "area_id": "A1",
+                                  "tested": 900, "positive": 30},
+                         b"t", ctx)
+        store.write_batch(batch.build()).result()
+        summary = job.run(store, settings, AS_OF)
+        assert summary["method"] == "permutation" and summary["methods"] == ["permutation"]
+        run = store.read("SELECT * FROM cluster_runs").iloc[0]
+        assert run["method"] == "permutation" and run["methods_run"] == "permutation"
+        assert run["method_note"].startswith("tests-adjusted scan not run (0% of the study period's tests")
+        assert set(store.read("SELECT method FROM detected_clusters")["method"]) == {"permutation"}
+        assert summary["significant"] >= 1  # the planted cluster is found all the same
 
 
 def test_a_city_without_cases_is_not_an_error(tmp_path, settings):

@@ -2,8 +2,10 @@
 zones, a click on a cell opens its history, small counts read "<k", nothing leaves 127.0.0.1.
 
 The planted clusters are checked on a demo city of DEMO_DAYS days: the space-time permutation scan
-compares each cell's recent cases with its own past, so it needs weeks of history before the
-clusters begin. On the shared 40-day demo (served_demo) the clusters start half-way through a
+(the demo reports tests per area, so the job falls back to it, and the page says so) compares each
+cell's recent cases with its own past, so it needs weeks of history before the clusters begin. Under
+NYC's reporting bar (recurrence interval >= 100 days, study period ending 3 days before the analysis
+day) the weakest of the three planted clusters may stay a candidate: at least two must be zones. On the shared 40-day demo (served_demo) the clusters start half-way through a
 city-wide ten-fold rise and are not unusual *in time*, so there the page is only checked to load
 cleanly and to agree with what the job stored.
 """
@@ -113,8 +115,12 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
     found_cells = []
     for planted in manifest.clusters:
         in_core = [c for c in planted.cells if c in hover and ":core" in hover[c]]
-        assert in_core, f"planted cluster {planted.cluster_id} ({planted.cells}) is in no core zone on the map"
-        found_cells.append(in_core[0])
+        if in_core:
+            found_cells.append(in_core[0])
+    assert len(found_cells) >= 2, f"fewer than two planted clusters are in a core zone: {found_cells}"
+    method = browser.find_element(By.ID, "clusters-method-label").text
+    assert method.startswith("Method: prospective space-time permutation scan") and "drive the zones" in method
+    assert "tests-adjusted scan not run" in method  # the fallback says why
     zone_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-zones table.zone-table tbody tr")
     assert zone_rows and any(t in browser.find_element(By.ID, "clusters-zones").text for t in ("red", "orange"))
     labels = browser.execute_script(
@@ -150,6 +156,18 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
     WebDriverWait(browser, 30).until(EC.presence_of_element_located(
         (By.CSS_SELECTOR, f"#clusters-detail [data-place='zone|{zone_id}'] .main-svg")))
     assert "entered" in browser.find_element(By.ID, "clusters-detail").text
+
+    # Asking for the tests-adjusted scan the run could not compute keeps the permutation scan, and says so.
+    browser.find_element(By.CSS_SELECTOR, "#clusters-method input[value='tests_adjusted']").click()
+    WebDriverWait(browser, 30).until(lambda d: "not available" in d.find_element(By.ID, "clusters-method-label").text)
+    browser.find_element(By.CSS_SELECTOR, "#clusters-method input[value='permutation']").click()
+
+    # The Gi* layer: classed cells carry a symbol and a text label as well as their colour.
+    browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='hotspots']").click()
+    WebDriverWait(browser, 30).until(lambda d: any(t["name"] == "Gi* class" for t in map_traces(d)))
+    gi = next(t for t in map_traces(browser) if t["name"] == "Gi* class")
+    assert gi["text"] and set(gi["text"]) <= {"H99", "H95", "H90", "C90", "C95", "C99"}
+    assert any(t["name"].startswith("hot ") for t in map_traces(browser))
 
     # The rate view draws too.
     browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='rate']").click()

@@ -106,6 +106,9 @@ def test_page_shows_the_citywide_view_offline(signed_in, browser):
     for panel in ("New infections", "Severity", "Hospital capacity", "90% of capacity"):
         assert panel in timeline
     assert "forecast 5–95 %" in timeline
+    # Next to the forecast, one line on how good it has been for this series (the read model's sentence).
+    quality = browser.find_element(By.ID, ids.EW_FORECAST_QUALITY).text
+    assert quality.startswith("Forecast: ") and ("at 7 days" in quality or "Not yet scored" in quality), quality
     capacity = browser.find_element(By.ID, ids.EW_CAPACITY).text
     assert "days until 90%" in capacity and "21 days" in capacity
     assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.EW_RT} .main-svg")

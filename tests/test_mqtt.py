@@ -495,7 +495,7 @@ def test_corpus_covers_the_reason_codes():
     # every reason code, except those only files and area polygons can earn, and the two that no input
     # earns by itself (a bug in pheoc, a database that refuses a valid row: test_mqtt_faults.py)
     assert set(REASONS) - codes == {"malformed_csv", "invalid_geometry", "file_too_large", "not_regular_file",
-                                    "unexpected_error", "store_refused"}
+                                    "unexpected_error", "store_refused", "invalid_cap"}  # invalid_cap: test_cap.py
 
 
 @pytest.mark.mqtt

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import dash
 import pytest
 
-from tests.app_helpers import app_on_copy, close_app
+from tests.app_helpers import app_on_copy, close_app, decimals_in, shows_coordinates
 from tests.auth_helpers import TEST_PASSWORD, sign_in_client
 from tests.test_callback_authz import ROUTER_OUTPUT, _body, _components
 
@@ -136,12 +136,12 @@ def _small_numbers_in_json(doc, k: int, path: str = "") -> list[str]:
 
 
 def _case_leaks(store, body: str) -> list[str]:
-    """Case ids and case coordinates (as stored, to 5 decimals) in a response."""
-    leaks = []
+    """Case ids and case coordinates (as stored, or to 5 decimals) in a response."""
+    leaks, numbers = [], decimals_in(body)
     for case_id, lat, lng in store.read_rows("SELECT case_id, lat, lng FROM cases WHERE lat IS NOT NULL LIMIT 400"):
         if case_id in body:
             leaks.append(f"case id {case_id}")
-        if f"{lat:.5f}" in body and f"{lng:.5f}" in body:
+        if shows_coordinates(numbers, lat, lng):
             leaks.append(f"coordinates of {case_id}")
     return leaks
 
@@ -168,7 +168,7 @@ def test_no_cell_no_point_no_small_count_where_the_caller_may_not_see_it(city, w
             outside = [c for c, p in place.precinct_of_cells(cells).items() if p != precinct]
             if outside:
                 problems.append(f"{what}: {len(outside)} cells outside {precinct}, e.g. {outside[:3]}")
-        problems += _case_leaks(store, body)
+        problems += [f"{what}: {leak}" for leak in _case_leaks(store, body)]
         problems += _check_counts(what, body, k)
     assert not problems, "\n".join(problems[:40])
     # The police user sees cells inside the precinct: the cut is a cut, not a blackout.
@@ -192,7 +192,24 @@ def test_the_api_and_the_page_give_the_same_numbers(city):
         figure = api[props["data-indicator"]]
         raw = props["data-value"]
         assert (None if raw == "" else float(raw)) == figure["value"], props["data-indicator"]
-        assert props["children"][1]["props"]["children"] == figure["display"], props["data-indicator"]
+        assert _text_of_class(tile, "kpi-value") == figure["display"], props["data-indicator"]
+
+
+def _text_of_class(node, class_name: str):
+    """The children of the first component in a serialised tree whose className includes ``class_name``
+    (a tile may wrap its parts, e.g. in a link)."""
+    if isinstance(node, list):
+        for child in node:
+            found = _text_of_class(child, class_name)
+            if found is not None:
+                return found
+        return None
+    if not isinstance(node, dict):
+        return None
+    props = node.get("props", {})
+    if class_name in str(props.get("className", "")).split():
+        return props.get("children")
+    return _text_of_class(props.get("children"), class_name)
 
 
 def test_suspected_cases_are_counted_nowhere(city, tmp_path):
@@ -235,12 +252,22 @@ def test_suspected_cases_are_counted_nowhere(city, tmp_path):
         indicators.run(copy, copy_settings, as_of, now)
         after_values = qi.indicator_table(copy, as_of)
         assert after_values["citywide"]["new_cases_24h"] == before_values["citywide"]["new_cases_24h"]
-        assert after_values == before_values
+        # Equal to the last bits is too strict: DuckDB's parallel sums of sensor readings (untouched by
+        # cases) differ in the 15th digit from run to run.
+        changed = {(area, key): (before_values[area].get(key), value) for area, row in after_values.items()
+                   for key, value in row.items() if not _same(before_values.get(area, {}).get(key), value)}
+        assert not changed and after_values.keys() == before_values.keys(), changed
         after_cells, _ = cases_by_cell_day(copy, as_of, as_of, settings.clusters.resolution)
         assert after_cells.equals(before_cells)
         after_map = map_layer(copy, copy_settings, operator, as_of).rows
         # Row order among equal counts is not part of the contract; the content is.
         assert _sorted_by_cell(after_map).equals(_sorted_by_cell(before_map))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, nan_ok=True)
+    return a == b
 
 
 def _sorted_by_cell(frame):
