@@ -7,8 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# axe-core, the accessibility engine the browser tests inject into every page (tests/axe_helpers.py): the npm
+# registry's tarball at this version, checked against its published SHA-512 and unpacked into the git-ignored
+# tests/vendor/ by tests/fetch_axe.py (no Node.js needed; the app never loads it).
+AXE_CORE := 4.14.1
+AXE_JS   := tests/vendor/axe-core-$(AXE_CORE)/axe.min.js
 
-.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing bench-address-check bench-panic system-deps venv clean
+.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing bench-address-check bench-panic bench-writer bench-scale bench-pages bench system-deps axe-core venv clean
 
 venv: $(STAMP)
 
@@ -39,7 +44,12 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto chromium chromium-driver fonts-dejavu-core poppler-utils >/dev/null; \
 	fi
 
-test: venv system-deps
+$(AXE_JS): | venv
+	$(BIN)/python tests/fetch_axe.py $(AXE_CORE) $(@D)
+
+axe-core: $(AXE_JS)
+
+test: venv system-deps $(AXE_JS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
@@ -78,6 +88,26 @@ bench-address-check: venv
 # presses, against the ceiling of batching + sensor job + refresh in the same run (~4 min; BENCH_ARGS=--presses=5).
 bench-panic: venv system-deps
 	$(BIN)/python bench/panic_latency.py $(BENCH_ARGS)
+
+# The store writer: ms per 5,000-row readings batch at 0.1M, 1M and 5M stored rows, on the primary key
+# against the old anti-join, in the same run (a few minutes).
+bench-writer: venv
+	$(BIN)/python bench/writer.py $(BENCH_ARGS)
+
+# The issue-16 city (1M people and cases, 10M readings, 4,230 sensors) written as ingest files and loaded
+# through the file ingest into var/bench/ (reused when there; long: BENCH_ARGS="--people 100000
+# --readings 1000000" for a quick one).
+bench-scale: venv
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+
+# Every page's callbacks replayed over HTTP on the served demo city and the bench-scale city.
+bench-pages: venv
+	$(BIN)/python bench/pages.py --dataset demo
+	$(BIN)/python bench/pages.py --dataset scale
+
+# Every benchmark, one after the other (an hour or more).
+bench: bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing \
+       bench-address-check bench-panic bench-writer bench-scale bench-pages
 
 clean:
 	rm -rf var .pytest_cache tests/artifacts

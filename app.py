@@ -54,6 +54,8 @@ def _security_headers(app: dash.Dash, settings: Settings):
            f"img-src {img_src}; font-src 'self' data:; connect-src {connect_src}; worker-src 'self' blob:; "
            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
+    from auth.caching import cache_control
+
     def add_headers(response):
         # Dash's few inline scripts are allowed by their hashes; they are known only once Dash has set
         # up its routes (first request), so they are read here rather than at start-up.
@@ -62,7 +64,9 @@ def _security_headers(app: dash.Dash, settings: Settings):
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-store")
+        # Pages and data never stored; static code by its versioned URL (auth/caching.py).
+        response.headers["Cache-Control"] = cache_control(request.path, request.args, response.status_code,
+                                                          response.headers.get("Cache-Control"))
         if request.is_secure:
             # Over TLS only: browsers ignore HSTS on plain HTTP (RFC 6797 §8.1). is_secure honours
             # X-Forwarded-Proto when auth.trusted_proxies says a TLS proxy is in front.
@@ -80,6 +84,8 @@ def create_app(settings: Settings, store: Store, components: dict[str, Any] | No
         assets_folder=str(PROJECT_ROOT / "assets"), title=f"pheoc · {settings.city.name}",
         suppress_callback_exceptions=True, serve_locally=True, update_title=None,
     )
+    # Screen readers pick their voice by the page's language (WCAG 3.1.1); Dash's page template names none.
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     runtime = Runtime(settings=settings, store=store, started_at=datetime.now(timezone.utc),
                       components=components or {})
     app.server.extensions["pheoc"] = runtime

@@ -3,21 +3,15 @@ from __future__ import annotations
 
 from analytics.catalog import CATALOG
 from api.openapi_alerts import alert_paths, alert_schemas
+from api.openapi_parts import error_response as _error
+from api.openapi_parts import query_param as _query
 
 API_VERSION = "1.0.0"
-
-
-def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 ERRORS = {"400": _error("A parameter is missing, unknown or malformed; error.parameter names it"),
           "401": _error("Credentials are needed (or the bearer token is unknown or revoked)"),
           "403": _error("The caller's role may not read this")}
-
-
-def _query(name: str, description: str, schema: dict) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 def _get(summary: str, permission: str, response: str, parameters: tuple = (), extra: dict | None = None,

@@ -1,18 +1,12 @@
 """The OpenAPI description of the alert and warning endpoints (api/alerts.py), merged into api.openapi."""
 from __future__ import annotations
 
-
-def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
+from api.openapi_parts import error_response as _error
+from api.openapi_parts import query_param as _query
 
 _ERRORS = {"400": _error("A parameter or body field is missing, unknown or malformed; error.parameter names it"),
            "401": _error("Credentials are needed (or the bearer token is unknown or revoked)"),
            "403": _error("The caller's role may not do this (or a browser post came from another site)")}
-
-
-def _query(name: str, description: str, schema: dict) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 def _path_id(name: str) -> dict:

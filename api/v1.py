@@ -22,6 +22,7 @@ from services.areas import area_list
 from services.audit import audit_view
 from services.capacity import capacity_outlooks, capacity_view
 from services.clusters import cluster_list, zone_list
+from services.formatting import json_number as number
 from services.indicators import NoIndicators, UnknownArea, indicator_report
 from store.definitions import CITYWIDE
 
@@ -153,19 +154,6 @@ def params(allowed: Mapping[str, Parser]) -> dict[str, Any]:
 
 
 # ---- JSON of read-model values -------------------------------------------------------------------------
-def number(value) -> float | int | None:
-    """A JSON number, or null for unknown/NaN (never a stand-in 0)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(v):
-        return None
-    return int(v) if v.is_integer() and abs(v) < 2 ** 53 else v
-
-
 def when(value) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None

@@ -48,6 +48,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def acknowledge(driver, selector: str, within_s: float = 30) -> None:
+    """Click Acknowledge on every incident matching ``selector`` until none is left on the wall.
+
+    Each acknowledgement redraws the banner, so a button found before a redraw is gone after it: look
+    each one up again rather than clicking a list found once.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        buttons = driver.find_elements(By.CSS_SELECTOR, f"{selector} button.incident-ack")
+        if not buttons:
+            return
+        try:
+            buttons[0].click()
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"incidents {selector} still on the wall after {within_s} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=20)
@@ -92,9 +114,7 @@ def main() -> int:
             driver.get(server.url + "/?kiosk=1")
             time.sleep(3)
             # The demo's own recent presses are open incidents: acknowledge them first.
-            for button in driver.find_elements(By.CSS_SELECTOR, ".incident button.incident-ack"):
-                button.click()
-                time.sleep(0.3)
+            acknowledge(driver, ".incident")
             latencies = []
             rng = random.Random(1)
             for i, sensor in enumerate(buttons):
@@ -115,11 +135,7 @@ def main() -> int:
                     print(json.dumps({"bench": "panic_latency", "error": f"press {i} ({sensor}) never shown"}))
                     return 1
                 latencies.append((seen - sent_ms) / 1000)
-                driver.find_element(By.CSS_SELECTOR, f".incident[data-sensor='{sensor}'] button.incident-ack").click()
-                end = time.monotonic() + 15
-                while time.monotonic() < end and driver.find_elements(By.CSS_SELECTOR,
-                                                                      f".incident[data-sensor='{sensor}']"):
-                    time.sleep(0.1)
+                acknowledge(driver, f".incident[data-sensor='{sensor}']")
             publisher.close()
         finally:
             if driver is not None:

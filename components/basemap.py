@@ -19,15 +19,6 @@ ROAD_COLOUR = "#4a5560"
 LANDMARK_COLOUR = "#c8ced4"
 
 
-def _xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
-    xs: list = []
-    ys: list = []
-    for ring in rings:
-        xs.extend([p[0] for p in ring] + [None])
-        ys.extend([p[1] for p in ring] + [None])
-    return xs, ys
-
-
 def _trace(on_tiles: bool, xs, ys, **kw):
     if on_tiles:
         kw.pop("textfont", None)
@@ -40,16 +31,26 @@ def _trace(on_tiles: bool, xs, ys, **kw):
     return go.Scatter(x=xs, y=ys, **kw)
 
 
+def rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
+    """x and y lists for one Plotly trace drawing many rings, separated by None (lng, lat order)."""
+    xs: list = []
+    ys: list = []
+    for ring in rings:
+        xs.extend([p[0] for p in ring] + [None])
+        ys.extend([p[1] for p in ring] + [None])
+    return xs, ys
+
+
 def add_context_under(fig: go.Figure, layers: Sequence[ContextLayer], *, on_tiles: bool = False) -> None:
     """Water (areas) and roads (lines) of every layer; call before the data's own traces."""
     for layer in layers:
         if layer.areas:
-            xs, ys = _xy(layer.areas)
+            xs, ys = rings_xy(layer.areas)
             fig.add_trace(_trace(on_tiles, xs, ys, mode="lines", fill="toself", fillcolor=WATER_FILL,
                                  line=dict(color=WATER_LINE, width=1), name=plotly_text(layer.label),
                                  hoverinfo="skip", showlegend=False, legendgroup="basemap"))
         if layer.lines:
-            xs, ys = _xy(layer.lines)
+            xs, ys = rings_xy(layer.lines)
             fig.add_trace(_trace(on_tiles, xs, ys, mode="lines", line=dict(color=ROAD_COLOUR, width=1.5),
                                  name=plotly_text(layer.label), hoverinfo="skip", showlegend=False,
                                  legendgroup="basemap"))

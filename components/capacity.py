@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
-from components.hexmap import rings_xy
+from components.basemap import rings_xy
 from components.text import plotly_text
 from components.theme import MUTED, OKABE_ITO, STATUS_COLOURS, TEXT, base_layout
 from analytics.catalog import COUNT

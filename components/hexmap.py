@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analytics.catalog import COUNT
-from components.basemap import add_context_under, add_landmarks
+from components.basemap import add_context_under, add_landmarks, rings_xy
 from components.text import plotly_text
 from services.formatting import display_value
 from components.theme import MUTED, SEQUENTIAL, base_layout
@@ -31,14 +31,6 @@ def _bins(values: np.ndarray, n: int, min_count: int) -> np.ndarray:
     return np.unique(np.concatenate([[1], upper]))
 
 
-def rings_xy(rings: Sequence[Sequence[tuple[float, float]]]) -> tuple[list, list]:
-    """x and y lists for one Plotly trace drawing many rings, separated by None (lng, lat order)."""
-    xs: list = []
-    ys: list = []
-    for ring in rings:
-        xs.extend([p[0] for p in ring] + [None])
-        ys.extend([p[1] for p in ring] + [None])
-    return xs, ys
 
 
 def raster_style(tile_url: str, attribution: str = "") -> dict:

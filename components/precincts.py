@@ -17,7 +17,7 @@ from dash import dcc, html
 from analytics.catalog import COUNT, RATE
 from components.capacity import sort_label
 from components.clustermap import tier_style
-from components.hexmap import rings_xy
+from components.basemap import rings_xy
 from components.text import plotly_text
 from components.theme import MUTED, OKABE_ITO, PANEL, TEXT, base_layout
 from services.formatting import display_value

@@ -20,12 +20,12 @@ import json
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from pages import _ids as ids
-from pages._secure import secure_callback
+from pages._secure import clicked_pattern_id, secure_callback
 from services.feeds import feed_health
 from services.incidents import UnknownIncident, acknowledge_incident, open_incidents
 from settings import Settings
@@ -142,9 +142,8 @@ def register_callbacks() -> None:
         prevent_initial_call=True, types={f"{ACK_DONE}.data": ("integer", "null")},
     )
     def acknowledge_from_wall(_clicks, acked):
-        trigger = ctx.triggered_id
-        # Buttons drawn anew fire with n_clicks 0: only a real click acknowledges.
-        if not isinstance(trigger, dict) or not any(t.get("value") for t in ctx.triggered):
+        trigger = clicked_pattern_id()
+        if trigger is None:
             return no_update, no_update
         alert_id = trigger.get("index")
         if not isinstance(alert_id, int) or isinstance(alert_id, bool):

@@ -36,3 +36,15 @@ def secure_callback(permission: str, *args, types: Mapping[str, str | Iterable[s
         register_callback(fn, permission, _flat(inputs), _flat(states), types)
         return dash.callback(*args, **kwargs)(guarded)
     return decorate
+
+
+def clicked_pattern_id() -> dict | None:
+    """The pattern-matching id of the button a person clicked in this callback, or None.
+
+    Buttons drawn anew (a table or list re-rendered on refresh) fire their n_clicks Input with 0: that
+    is not a click, and a callback that acted on it would act for nobody.
+    """
+    clicked = dash.ctx.triggered_id
+    if not isinstance(clicked, dict) or not any(t.get("value") for t in dash.ctx.triggered):
+        return None
+    return clicked

@@ -47,6 +47,12 @@ def _graph(title: str, graph_id: str, height: str) -> html.Div:
                                                                           style={"height": height})])
 
 
+def _map_panel(title: str, graph_id: str) -> html.Div:
+    """A map that fills its panel, however tall the grid row makes it (assets/pheoc-wall.css .panel-map)."""
+    return html.Div(className="panel panel-map", children=[html.H2(title), dcc.Graph(
+        id=graph_id, config=GRAPH_CONFIG, className="map-graph")])
+
+
 def layout(date: str | None = None, **_query):
     rt = current_runtime()
     first, last = briefing_days(rt.store)
@@ -66,7 +72,7 @@ def layout(date: str | None = None, **_query):
         html.Div(id=ids.BRIEFING_KPIS, className="kpi-row", style={"marginTop": "0.6rem"}),
         _panel("In brief", ids.BRIEFING_NARRATIVE),
         html.Div(className="grid-2", children=[
-            _graph("Recent cases, zones and new clusters", ids.BRIEFING_MAP, "58vh"),
+            _map_panel("Recent cases, zones and new clusters", ids.BRIEFING_MAP),
             html.Div(children=[_panel("Level", ids.BRIEFING_LEVEL, marginTop="0"),
                                _panel("Capacity and days until the threshold", ids.BRIEFING_CAPACITY),
                                _panel("Hot spots", ids.BRIEFING_HOTSPOTS)]),

@@ -21,7 +21,7 @@ from components.capacity import (
 )
 from components.kpi import kpi_tile
 from pages import _ids as ids
-from pages._secure import secure_callback
+from pages._secure import clicked_pattern_id, secure_callback
 from auth.policy import current_principal
 from services.capacity import DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
 from services.mapdata import area_outlines
@@ -47,9 +47,10 @@ def layout(**_query):
                 html.Table(className="data capacity-table", id="capacity-table", children=[
                     facility_table_header(ids.CAPACITY_SORT_BUTTON, col, desc),
                     html.Tbody(id=ids.CAPACITY_TABLE_BODY)])]),
-            html.Div(className="panel", children=[
+            # The map fills its panel, which is as tall as the facility table beside it (assets/pheoc-wall.css).
+            html.Div(className="panel panel-map", children=[
                 html.H2("Facilities by beds (size) and occupancy (colour); potential sites; areas with rising cases"),
-                dcc.Graph(id=ids.CAPACITY_MAP, config=GRAPH_CONFIG, style={"height": "52vh"})]),
+                dcc.Graph(id=ids.CAPACITY_MAP, config=GRAPH_CONFIG, className="map-graph")]),
         ]),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[
@@ -83,8 +84,8 @@ def layout(**_query):
     prevent_initial_call=True, types={f"{ids.CAPACITY_SORT}.data": "object"},
 )
 def sort_capacity_table(_clicks, current):
-    clicked = ctx.triggered_id
-    if not isinstance(clicked, dict) or not any(t["value"] for t in ctx.triggered):
+    clicked = clicked_pattern_id()
+    if clicked is None:
         raise PreventUpdate  # no_update is not accepted for a wildcard (ALL) output
     col = clicked["col"]
     # A second click on the same heading reverses the order; a new heading starts with the most urgent

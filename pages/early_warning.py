@@ -77,7 +77,9 @@ def layout(area: str | None = None, **_query):
                     dcc.Graph(id=ids.EW_RT, config=GRAPH_CONFIG, style={"height": "24vh"})]),
                 html.Div(className="panel", style={"marginTop": "0.6rem"}, children=[
                     html.H2("Current alarms (EARS C1/C2/C3, EWMA)"),
-                    html.Div(id=ids.EW_ALARMS, style={"maxHeight": "34vh", "overflowY": "auto"})]),
+                    # It scrolls: keyboard users reach it with Tab to scroll it (WCAG 2.1.1).
+                    html.Div(id=ids.EW_ALARMS, style={"maxHeight": "34vh", "overflowY": "auto"}, tabIndex="0",
+                             role="region", **{"aria-label": "Current alarms"})]),
                 html.Div(className="panel", style={"marginTop": "0.6rem"}, children=[
                     html.H2("Latest level changes"), html.Div(id=ids.EW_CHANGES)]),
             ]),

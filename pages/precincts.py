@@ -20,7 +20,7 @@ from auth.policy import current_principal
 from auth.runtime import current_runtime
 from components.precincts import COLUMNS, DEFAULT_SORT, answer_card, precinct_map_figure, precinct_panel, precinct_table
 from pages import _ids as ids
-from pages._secure import secure_callback
+from pages._secure import clicked_pattern_id, secure_callback
 from services.address_check import AddressCheckRefused, check_address, point_of_text
 from services.address_search import address_by_id, suggest_addresses
 from services.mapdata import area_outlines
@@ -113,8 +113,8 @@ def refresh_precincts(_n, sort):
     prevent_initial_call=True, types={f"{ids.PRECINCTS_SORT}.data": "object"},
 )
 def sort_precincts(_clicks, current):
-    clicked = ctx.triggered_id
-    if not isinstance(clicked, dict) or not any(t["value"] for t in ctx.triggered):
+    clicked = clicked_pattern_id()
+    if clicked is None:
         raise PreventUpdate
     col = clicked.get("col")
     if col not in SORTABLE:

@@ -3,14 +3,14 @@ sessions; disable or enable a user, or end their sessions, while the command cen
 from __future__ import annotations
 
 import dash
-from dash import ALL, Input, Output, ctx, dcc, html
+from dash import ALL, Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from auth.users import UserError
 from pages import _ids as ids
-from pages._secure import secure_callback
+from pages._secure import clicked_pattern_id, secure_callback
 from services.users import change_access, user_list
 
 dash.register_page(__name__, path="/users", title="pheoc · Users", name="Users", order=96)
@@ -66,9 +66,9 @@ def refresh_users(_n, _status):
     prevent_initial_call=True,
 )
 def act_on_user(_clicks):
-    clicked = ctx.triggered_id
-    if not isinstance(clicked, dict) or not any(t.get("value") for t in ctx.triggered):
-        raise PreventUpdate  # re-rendered buttons fire with n_clicks 0: not a click
+    clicked = clicked_pattern_id()
+    if clicked is None:
+        raise PreventUpdate
     try:
         return change_access(current_runtime().store, current_principal(), str(clicked.get("user", "")),
                              str(clicked.get("action", "")))

@@ -21,7 +21,6 @@ see are left out and named in ``withheld``, never shown empty as if nothing happ
 """
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -39,7 +38,7 @@ from rulebooks import load_rulebooks, load_zone_rulebook
 from services.capacity import capacity_outlooks
 from services.clusters import CLUSTERS, ZONES
 from services.early_warning import level_change_rows
-from services.formatting import NO_VALUE, change_text, display_value
+from services.formatting import NO_VALUE, change_text, display_value, json_number
 from services.indicators import (
     CITYWIDE_NAME,
     Figure,
@@ -479,25 +478,13 @@ def _with_narrative(briefing: Briefing, narrative: tuple[str, ...]) -> Briefing:
 
 
 # ---- JSON ----------------------------------------------------------------------------------------------
-def _number(value):
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(v):
-        return None
-    return int(v) if v.is_integer() and abs(v) < 2 ** 53 else v
-
-
 def _figure_json(f: Figure) -> dict:
-    return {"key": f.key, "label": f.label, "unit": f.unit, "value": _number(f.value), "display": f.display,
+    return {"key": f.key, "label": f.label, "unit": f.unit, "value": json_number(f.value), "display": f.display,
             "suppressed": f.suppressed}
 
 
 def _change_json(c: Change) -> dict:
-    return {"previous": _number(c.previous), "previous_display": c.previous_display, "change": _number(c.delta),
+    return {"previous": json_number(c.previous), "previous_display": c.previous_display, "change": json_number(c.delta),
             "text": c.text}
 
 
@@ -538,11 +525,11 @@ def briefing_json(b: Briefing) -> dict:
     if b.clusters is not None:
         sections["clusters"] = {"scan_day": _when(b.clusters.scan_day), "clusters": [
             {"id": r["cluster_id"], "rank": int(r["rank"]), "new": bool(r["is_new"]), "area": r.get("area_name"),
-             "centre_cell": r["centre_cell"], "radius_m": _number(r["radius_m"]), "cells": list(r["cells"]),
-             "start_date": _when(pd.Timestamp(r["start_date"]).date()), "observed": _number(r["observed"]),
+             "centre_cell": r["centre_cell"], "radius_m": json_number(r["radius_m"]), "cells": list(r["cells"]),
+             "start_date": _when(pd.Timestamp(r["start_date"]).date()), "observed": json_number(r["observed"]),
              "observed_display": display_value(cat.COUNT, r["observed"], suppressed=bool(r.get("observed__suppressed")),
                                                min_count=k),
-             "relative_risk": _number(r["relative_risk"]), "p_value": _number(r["p_value"])}
+             "relative_risk": json_number(r["relative_risk"]), "p_value": json_number(r["p_value"])}
             for r in (b.clusters.clusters.to_dict("records") if len(b.clusters.clusters) else [])]}
         sections["zones"] = [{"id": r["zone_id"], "tier": r["tier"], "role": r["role"], "cells": list(r["cells"]),
                               "since": _when(pd.Timestamp(r["since"]).date()), "reason": r["reason"]}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from analytics import catalog as cat
 
 NO_VALUE = "–"
@@ -48,3 +50,19 @@ def change_text(now, before, *, what: str = "week before") -> tuple[str, str]:
     pct = (n - b) / b * 100
     status = "bad" if pct >= 10 else "ok" if pct <= -10 else "neutral"
     return f"{pct:+.0f}% vs {what}", status
+
+
+def json_number(value) -> float | int | None:
+    """A figure as a JSON number: an int where it is whole, null for unknown or NaN (never a stand-in 0).
+
+    The API and the briefing's JSON both write numbers this way, so one figure prints alike in each.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(v):
+        return None
+    return int(v) if v.is_integer() and abs(v) < 2 ** 53 else v

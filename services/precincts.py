@@ -190,8 +190,11 @@ def precinct_risk(store: Store, settings: Settings, principal: Principal) -> Pre
     zones = qc.zones_in_force(store)
     shares = _tier_shares_cached(store, zones, tiers, [p.area_id for p in index.precincts])
     rows["zone_shares"] = [shares.get(p, {t: 0.0 for t in tiers}) for p in rows["precinct_id"]]
-    rows["tier"] = [next((t for t in reversed(tiers) if s.get(t, 0.0) > 0), None) for s in rows["zone_shares"]]
-    rows["tier_rank"] = [rulebook.rank(t) for t in rows["tier"]]
+    # Ranked from the list, not from the column: pandas stores a column of strings and None as strings
+    # with NaN for None, and NaN is not "no zone" to the rulebook.
+    tier_of = [next((t for t in reversed(tiers) if s.get(t, 0.0) > 0), None) for s in rows["zone_shares"]]
+    rows["tier"] = pd.Series(tier_of, index=rows.index, dtype=object)
+    rows["tier_rank"] = [rulebook.rank(t) for t in tier_of]
     open_alerts = qal.alerts(store, state="open")
     overlaps = _community_overlaps(store)
     rows["active_alerts"] = [int(open_alerts["area_id"].isin(overlaps.get(p, frozenset()) | {p}).sum())

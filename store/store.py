@@ -230,22 +230,34 @@ class Store:
             con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT __row, {casts}, content_hash FROM batch_in")
         finally:
             con.unregister("batch_in")
-        join = " AND ".join(f"s.\"{k}\" = t.\"{k}\"" for k in key)
-        existing = con.execute(
-            f"SELECT s.__row, s.content_hash = t.content_hash AS same FROM staged s JOIN {spec.table} t ON {join}"
-        ).fetchall()
-        same_rows = {r for r, same in existing if same}
-        conflict_rows = {r for r, same in existing if not same}
-        duplicate += len(same_rows)
-        if conflict_rows:
-            conflict_frames.append(candidates[candidates["__row"].isin(conflict_rows)])
         cols = ", ".join(f"\"{c}\"" for c in spec.columns)
-        # RETURNING counts what was really inserted without counting the whole table twice.
-        accepted = len(con.execute(
+        key_cols = ", ".join(f"\"{k}\"" for k in key)
+        # The primary key's own index decides what is new: the insert probes it per row, so the cost of
+        # a batch stays flat as the table grows (an anti-join against the table scanned it every batch).
+        # RETURNING names the keys really inserted; every other candidate's key was already stored.
+        inserted = con.execute(
             f"INSERT INTO {spec.table} ({cols}, source, content_hash, ingested_at) "
-            f"SELECT {cols}, ?, content_hash, ? FROM staged s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.table} t WHERE {join}) ON CONFLICT DO NOTHING "
-            f"RETURNING 1", [source, now]).fetchall())
+            f"SELECT {cols}, ?, content_hash, ? FROM staged ON CONFLICT DO NOTHING "
+            f"RETURNING {key_cols}", [source, now]).df()
+        accepted = len(inserted)
+        if accepted < len(candidates):
+            # Only the rows not inserted are compared with the stored ones: same content hash is a
+            # replay (duplicate), a different one a conflict.
+            join = " AND ".join(f"s.\"{k}\" = t.\"{k}\"" for k in key)
+            join_inserted = " AND ".join(f"s.\"{k}\" = i.\"{k}\"" for k in key)
+            con.register("inserted_keys", inserted)
+            try:
+                existing = con.execute(
+                    f"SELECT s.__row, s.content_hash = t.content_hash AS same FROM staged s "
+                    f"JOIN {spec.table} t ON {join} "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM inserted_keys i WHERE {join_inserted})").fetchall()
+            finally:
+                con.unregister("inserted_keys")
+            same_rows = {r for r, same in existing if same}
+            conflict_rows = {r for r, same in existing if not same}
+            duplicate += len(same_rows)
+            if conflict_rows:
+                conflict_frames.append(candidates[candidates["__row"].isin(conflict_rows)])
         last = None
         if spec.time_column:
             last = con.execute(f"SELECT max(CAST(\"{spec.time_column}\" AS TIMESTAMPTZ)) FROM staged").fetchone()[0]

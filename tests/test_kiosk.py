@@ -20,7 +20,10 @@ def test_feed_health_turns_stale_then_dead(demo_city):
     from store import Store
     dsettings, _ = demo_city
     with Store(dsettings.path(dsettings.store.path)) as store:
-        now = datetime.now(timezone.utc)
+        # The clock just after the demo's last ingest, not the wall clock: the demo city is built once per
+        # session, and on a slow machine its readings were stored more than 10 min before this runs.
+        probe = feed_health(store, dsettings, datetime.now(timezone.utc))
+        now = max(f.last_received_at for f in probe.feeds if f.last_received_at is not None) + timedelta(seconds=1)
         fresh = feed_health(store, dsettings, now)
         assert fresh.status == "ok" and {f.kind for f in fresh.feeds} == set(dsettings.wall.feeds)
         later = feed_health(store, dsettings, now + timedelta(minutes=20))  # readings: stale after 10 min

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -58,8 +59,17 @@ def test_a_press_reaches_the_wall_and_stays_until_acknowledged(wall_server, brow
     browser.get(wall_server.url + "/sensors")
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
     # ... until the operator acknowledges it, which takes it off at once.
-    browser.find_element(By.CSS_SELECTOR, f"{selector} button.incident-ack").click()
-    WebDriverWait(browser, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, selector))
+    clicked = []
+
+    def acknowledge(d) -> bool:  # the banner is drawn anew on every refresh: find the button again if replaced
+        if not clicked:
+            try:
+                d.find_element(By.CSS_SELECTOR, f"{selector} button.incident-ack").click()
+                clicked.append(True)
+            except StaleElementReferenceException:
+                return False
+        return not d.find_elements(By.CSS_SELECTOR, selector)
+    WebDriverWait(browser, 15).until(acknowledge)
     status = browser.find_element(By.ID, "shell-incident-status").text
     assert "acknowledged" in status
     browser.refresh()

@@ -130,6 +130,17 @@ def test_zone_shares_and_the_precinct_tier(city):
         assert rows.at[first, "tier"] == "red" and rows.at[first, "zone_shares"]["red"] == pytest.approx(1.0, abs=1e-6)
         assert rows.at[second, "tier"] == "orange"
         assert 0 < rows.at[second, "zone_shares"]["orange"] < 0.5
+        # Only the orange zone in force: the precincts it does not touch have no tier (None, rank 0).
+        store.write("CREATE TABLE zones_aside AS SELECT * FROM zones WHERE zone_id <> 'Z-ORANGE'")
+        store.write("DELETE FROM zones WHERE zone_id <> 'Z-ORANGE'")
+        try:
+            only = precinct_risk(store, settings, principal_for("cop-all", "police")).rows.set_index("precinct_id")
+        finally:
+            store.write("INSERT INTO zones SELECT * FROM zones_aside")
+            store.write("DROP TABLE zones_aside")
+        assert only.at[second, "tier"] == "orange" and only.at[second, "tier_rank"] > 0
+        untouched = [p for p in only.index if not any(only.at[p, "zone_shares"].values())]
+        assert untouched and all(only.at[p, "tier"] is None and only.at[p, "tier_rank"] == 0 for p in untouched)
         detail = precinct_detail(store, settings, principal_for("cop-all", "police"), second)
         assert "Z-ORANGE" in set(detail.zones["zone_id"])
         body = _client(city, "cop-all").get("/api/v1/precincts").get_json()

@@ -370,6 +370,34 @@ def test_a_wrong_typed_callback_over_real_http_is_400(served):
     assert status == 400 and json.loads(body)["error"] == "bad_request" and b"Traceback" not in body
 
 
+def test_static_code_is_cached_by_its_versioned_url_and_pages_and_data_never(served):
+    """Issue 16: plotly.min.js and Dash's bundles were served no-store, so every load fetched 5 MB again."""
+    import re
+    data_manager = {"Cookie": _signed_in_cookie(served.url, "t-dm")}
+    status, headers, body = _request(served.url, "GET", "/", headers=data_manager)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    status, headers, _ = _request(served.url, "POST", "/_dash-update-component", _quarantine_body(),
+                                  headers=data_manager)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert _request(served.url, "GET", "/healthz")[1]["Cache-Control"] == "no-store"
+    # Every script and style the page names carries a version (Dash's fingerprint, or ?m= for assets).
+    linked = re.findall(r'(?:src|href)="(/(?:_dash-component-suites|assets)/[^"]+)"', body.decode())
+    assert any("/dash_renderer." in u for u in linked) and any(u.startswith("/assets/") for u in linked)
+    for url in linked:
+        status, headers, _ = _request(served.url, "GET", url, headers=data_manager)
+        assert (status, headers["Cache-Control"]) == (200, "public, max-age=31536000, immutable"), url
+    # What Dash loads on demand without a version: kept, but revalidated; the second time costs no body.
+    for url in ("/_dash-component-suites/plotly/package_data/plotly.min.js",
+                "/_dash-component-suites/dash/dcc/async-graph.js"):
+        status, headers, body = _request(served.url, "GET", url)
+        assert status == 200 and headers["Cache-Control"] == "no-cache" and len(body) > 10_000, url
+        status, again, body = _request(served.url, "GET", url, headers={"If-None-Match": headers["Etag"]})
+        assert (status, again["Cache-Control"], body) == (304, "no-cache", b""), url
+    # A wrong or missing file is not cacheable: the next deployment may have it.
+    status, headers, _ = _request(served.url, "GET", "/assets/no-such-file.v1m1.css?m=1")
+    assert status == 404 and headers["Cache-Control"] != "public, max-age=31536000, immutable"
+
+
 def test_a_thousand_denied_posts_over_http_then_a_clean_shutdown(empty_database, tmp_path):
     from auth.audit import verify_audit
     from store import Store

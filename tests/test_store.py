@@ -127,3 +127,45 @@ def test_bulk_batch_types_are_cast(tmp_path):
         row = s.read("SELECT reported_date, imported FROM cases").iloc[0]
         assert types["reported_date"] == "DATE" and pd.Timestamp(row["reported_date"]).day == 20
         assert bool(row["imported"]) is True
+
+
+def test_replays_and_conflicts_are_told_apart_on_date_and_timestamp_keys(tmp_path):
+    """The writer inserts on the primary key and compares only what was not inserted (issue 16): keys with
+    a DATE (tests) or a TIMESTAMPTZ (capacity, supplies) among their columns are matched back exactly."""
+    def test_rec(day, unit, tested=10):
+        return {"test_date": f"2026-11-{day:02d}", "area_id": unit, "tested": tested, "positive": 1}
+
+    def capacity(facility, hour, occupied=5):
+        return {"facility_id": facility, "reported_at": f"2026-11-20T{hour:02d}:00:00+08:00", "beds_total": 50,
+                "beds_occupied": occupied}
+
+    def supply(facility, item, stock=3.0):
+        return {"facility_id": facility, "reported_at": "2026-11-20T08:00:00+08:00", "item": item, "stock": stock}
+
+    def batch(kind_records):
+        b = BatchBuilder("test", "file")
+        for kind, r in kind_records:
+            assert b.add(kind, r, repr(r).encode(), CTX), r
+        return b.build()
+
+    stored = [("test", test_rec(1, "C01")), ("test", test_rec(2, "C01")), ("capacity", capacity("F1", 8)),
+              ("capacity", capacity("F1", 9)), ("supply", supply("F1", "masks")), ("supply", supply("F1", "gloves"))]
+    with Store(tmp_path / "s.duckdb") as s:
+        assert s.write_batch(batch(stored)).result().accepted == 6
+        mixed = [("test", test_rec(1, "C01")), ("test", test_rec(2, "C01", tested=11)), ("test", test_rec(3, "C01")),
+                 ("test", test_rec(3, "C01")),
+                 ("capacity", capacity("F1", 8)), ("capacity", capacity("F1", 9, occupied=6)),
+                 ("capacity", capacity("F2", 8)),
+                 ("supply", supply("F1", "masks")), ("supply", supply("F1", "gloves", stock=4.0)),
+                 ("supply", supply("F1", "gowns"))]
+        r = s.write_batch(batch(mixed)).result()
+        assert (r.accepted, r.duplicate, r.conflicting) == (3, 4, 3)
+        keys = s.read("SELECT kind, record_key FROM quarantine ORDER BY kind")
+        assert list(keys["kind"]) == ["capacity", "supply", "test"]
+        assert keys["record_key"].str.contains("F1|2026-11-20 09:00:00").iloc[0]
+        assert keys["record_key"].str.endswith("|gloves").iloc[1] and keys["record_key"].str.contains("2026-11-02").iloc[2]
+        assert s.scalar("SELECT tested FROM tests WHERE test_date = DATE '2026-11-02'") == 10  # not overwritten
+        log = s.read("SELECT kind, sum(accepted) a, sum(duplicate) d, sum(conflicting) c FROM ingest_log "
+                     "GROUP BY kind ORDER BY kind")
+        assert [tuple(x) for x in log.itertuples(index=False)] == [
+            ("capacity", 3, 1, 1), ("supply", 3, 1, 1), ("test", 3, 2, 1)]
