@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from settings import AuthConfig
+from tests.browser import patient_wait
 
 TEST_PASSWORD = "pheoc test password 7"
 BROWSER_USER = "browser-operator"
@@ -46,13 +47,12 @@ def sign_in_browser(driver, base_url: str, username: str = BROWSER_USER, passwor
                     timeout_s: float = 30) -> None:
     """Sign a Selenium browser in through /login; the session cookie then serves every later page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
+    
     driver.get(base_url.rstrip("/") + "/login")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, timeout_s).until(lambda d: d.get_cookie("pheoc_session") is not None
+    patient_wait(driver, timeout_s).until(lambda d: d.get_cookie("pheoc_session") is not None
                                            or "Sign-in failed" in d.page_source)
     assert driver.get_cookie("pheoc_session") is not None, f"browser sign-in as {username} failed"
 

@@ -163,3 +163,16 @@ def page_indicators(driver) -> dict[str, tuple[str, str]]:
         "  const v = e.querySelector('.kpi-value'); "
         "  out[e.getAttribute('data-indicator')] = [e.getAttribute('data-value'), v ? v.innerText : null]; });"
         "return out;")
+
+
+def patient_wait(driver, timeout_s: float):
+    """A WebDriverWait that polls past elements Dash replaced between finding and reading them.
+
+    Pages redraw their tiles, banners and strips on every refresh (every second in the tests): an
+    element found a moment ago may be gone when its text is read. That is a reason to look again, not
+    a failure.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.auth_helpers import BROWSER_USER
-from tests.browser import api_json, console_errors
+from tests.browser import api_json, console_errors, patient_wait
 from tests.test_cap import xsd  # noqa: F401  (the CAP 1.2 schema, a fixture)
 from tests.test_one_picture_browser import wait_for_jobs
 
@@ -31,11 +30,11 @@ def test_alerts_page_acknowledges_and_approves(served_demo, signed_in_browser, x
     wait_for_jobs(proc)
     console_errors(browser)
     browser.get(proc.url + "/")
-    tile = WebDriverWait(browser, 60).until(
+    tile = patient_wait(browser, 60).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "[data-indicator='active_alerts'] a.kpi-link"))
     tile[0].click()
-    WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/alerts"))
-    row = WebDriverWait(browser, 60).until(
+    patient_wait(browser, 30).until(lambda d: d.current_url.endswith("/alerts"))
+    row = patient_wait(browser, 60).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#alerts-inbox tr[data-state='active']"))[0]
     alert_id = row.get_attribute("data-alert")
 
@@ -51,8 +50,8 @@ def test_alerts_page_acknowledges_and_approves(served_demo, signed_in_browser, x
         except StaleElementReferenceException:
             return False
         return "acknowledged" in d.find_element(By.ID, "alerts-status").text
-    WebDriverWait(browser, 30).until(acknowledge)
-    WebDriverWait(browser, 30).until(lambda d: "acknowledged by" in d.find_element(
+    patient_wait(browser, 30).until(acknowledge)
+    patient_wait(browser, 30).until(lambda d: "acknowledged by" in d.find_element(
         By.CSS_SELECTOR, f"#alerts-inbox tr[data-alert='{alert_id}'] .alert-state").text)
     state = browser.find_element(By.CSS_SELECTOR, f"#alerts-inbox tr[data-alert='{alert_id}'] .alert-state").text
     assert BROWSER_USER in state and "checked with the district office" in state
@@ -75,8 +74,8 @@ def test_alerts_page_acknowledges_and_approves(served_demo, signed_in_browser, x
         except (StaleElementReferenceException, NoSuchElementException, StopIteration):
             return False
         return "issued" in d.find_element(By.ID, "alerts-decision-status").text
-    WebDriverWait(browser, 40).until(approve)
-    issued = WebDriverWait(browser, 30).until(lambda d: d.find_elements(
+    patient_wait(browser, 40).until(approve)
+    issued = patient_wait(browser, 30).until(lambda d: d.find_elements(
         By.CSS_SELECTOR, f".warning[data-warning='{warning_id}'][data-approval='approved']"))[0]
     link = issued.find_element(By.LINK_TEXT, "CAP document").get_attribute("href")
     assert link.endswith(f"/api/v1/warnings/{warning_id}/cap.xml")

@@ -10,10 +10,9 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.axe_helpers import describe, failing, run_axe
-from tests.browser import external, requested_urls
+from tests.browser import external, patient_wait, requested_urls
 from tests.conftest import ROOT
 from tests.wall_helpers import ROLE_USERS
 
@@ -36,7 +35,7 @@ def wait_until_drawn(driver, timeout_s: float = 60) -> None:
         settled["n"] = settled["n"] + 1 if done else 0
         return settled["n"] >= 1
 
-    WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(ready, message=f"{driver.current_url} never settled")
+    patient_wait(driver, timeout_s, poll_frequency=0.2).until(ready, message=f"{driver.current_url} never settled")
 
 
 def nav_pages(driver) -> list[str]:

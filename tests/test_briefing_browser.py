@@ -7,9 +7,8 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import api_json, console_errors, external, page_indicators, requested_urls
+from tests.browser import api_json, console_errors, external, page_indicators, patient_wait, requested_urls
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -18,9 +17,9 @@ HEADLINE = {"new_cases_24h", "new_cases_7d", "incidence_7d_per_100k", "test_posi
 
 
 def _tiles_match_api(driver, day: str) -> None:
-    WebDriverWait(driver, 60).until(lambda d: HEADLINE <= set(page_indicators(d)),
+    patient_wait(driver, 60).until(lambda d: HEADLINE <= set(page_indicators(d)),
                                     message="the briefing never showed its headline tiles")
-    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "briefing-asof").text.strip() != "")
+    patient_wait(driver, 30).until(lambda d: d.find_element(By.ID, "briefing-asof").text.strip() != "")
     api = api_json(driver, f"/api/v1/indicators?date={day}")["indicators"]
     shown = page_indicators(driver)
     for key in HEADLINE:
@@ -43,14 +42,14 @@ def test_the_briefing_page_shows_the_apis_figures_and_its_pdf(served_demo, signe
     requested_urls(browser)
     console_errors(browser)
     browser.get(proc.url + "/briefing")
-    default = WebDriverWait(browser, 30).until(
+    default = patient_wait(browser, 30).until(
         lambda d: d.find_element(By.ID, "briefing-date").get_attribute("value"))
     assert default == api_json(browser, "/api/v1/briefing")["date"]
     _tiles_match_api(browser, default)
     sentences = browser.find_elements(By.CSS_SELECTOR, "#briefing-narrative p")
     assert sentences and sentences[0].text == api_json(browser, f"/api/v1/briefing?date={default}")["narrative"][0]
     for graph in ("briefing-map", "briefing-trend", "briefing-capacity-chart", "briefing-rt"):
-        WebDriverWait(browser, 30).until(
+        patient_wait(browser, 30).until(
             lambda d, g=graph: d.find_elements(By.CSS_SELECTOR, f"#{g} .main-svg .scatterlayer .trace"),
             message=f"{graph} was not drawn")
     # Another day: the as-of day itself, typed into the date picker.
@@ -59,10 +58,10 @@ def test_the_briefing_page_shows_the_apis_figures_and_its_pdf(served_demo, signe
     picker.click()
     picker.send_keys(Keys.CONTROL, "a")
     picker.send_keys(today.isoformat(), Keys.TAB)
-    WebDriverWait(browser, 60).until(lambda d: today.strftime("%-d %B %Y") in d.find_element(By.ID, "briefing-asof").text)
+    patient_wait(browser, 60).until(lambda d: today.strftime("%-d %B %Y") in d.find_element(By.ID, "briefing-asof").text)
     time.sleep(0.5)
     _tiles_match_api(browser, today.isoformat())
-    link = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "briefing-pdf-link"))
+    link = patient_wait(browser, 30).until(lambda d: d.find_element(By.ID, "briefing-pdf-link"))
     assert link.get_attribute("href").endswith(f"/briefing.pdf?date={today.isoformat()}")
     pdf = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"

@@ -9,9 +9,8 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import console_errors, external, requested_urls
+from tests.browser import console_errors, external, patient_wait, requested_urls
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,7 +25,7 @@ def server(served_demo, signed_in_browser):
 
 
 def _wait_for_overview(driver):
-    wait = WebDriverWait(driver, 60)  # a loaded CI machine draws slowly
+    wait = patient_wait(driver, 60)  # a loaded CI machine draws slowly
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-indicator='new_cases_7d']")))
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#overview-map .main-svg")))
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#overview-trend .main-svg")))
@@ -65,7 +64,7 @@ def test_every_page_loads_without_errors(server, browser):
     console_errors(browser)  # reset both logs
     for href in hrefs:
         browser.get(href)
-        WebDriverWait(browser, 30).until(
+        patient_wait(browser, 30).until(
             lambda d: d.execute_script("return document.querySelector('._dash-loading') === null"))
         time.sleep(2)
         name = href.rstrip("/").rsplit("/", 1)[-1] or "overview"
@@ -97,7 +96,7 @@ def test_numbers_update_live_when_data_arrives(server, browser):
     (inbox / "cases-live.csv").write_text("case_id,reported_date,lat,lng,status\n" + rows)
     # The file is taken once it has settled (two passes of the watcher), and the indicators job counts
     # it within its 5 s interval; 60 s leaves room for a loaded CI machine.
-    WebDriverWait(browser, 60).until(
+    patient_wait(browser, 60).until(
         lambda d: int(_kpi(d, "new_cases_24h").replace(",", "")) == before + 3)
     assert (inbox / "processed" / "cases-live.csv").exists()
     assert console_errors(browser) == []

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from components.capacity import (
     capacity_trend_figure,
@@ -22,7 +21,7 @@ from components.capacity import (
     supplies_table,
 )
 from tests.auth_helpers import sign_in_browser
-from tests.browser import api_json, city_of, console_errors, external, requested_urls, serve_database_copy
+from tests.browser import api_json, city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy
 from tests.conftest import ROOT, shared_data
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -106,7 +105,7 @@ def demo_server(demo_city, tmp_path_factory):
 
 def _open_capacity(driver, url: str) -> None:
     driver.get(url + "/capacity")
-    wait = WebDriverWait(driver, 40)
+    wait = patient_wait(driver, 40)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-table-body tr[data-facility]"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-map .main-svg .scatterlayer .trace"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#capacity-city-trend .main-svg .scatterlayer .trace"))
@@ -127,8 +126,8 @@ def _click_sort(driver, col: str, expect_ascending: bool) -> list[float]:
     # Wait for the heading's arrow as well as the order: equal values (e.g. reports all of the same age)
     # are "sorted" before the table has even re-rendered.
     arrow = "▲" if expect_ascending else "▼"
-    WebDriverWait(driver, 20).until(lambda d: arrow in d.find_element(By.CSS_SELECTOR, heading).text)
-    WebDriverWait(driver, 20).until(
+    patient_wait(driver, 20).until(lambda d: arrow in d.find_element(By.CSS_SELECTOR, heading).text)
+    patient_wait(driver, 20).until(
         lambda d: (v := _column_values(d, col)) and v == sorted(v, reverse=not expect_ascending))
     return _column_values(driver, col)
 
@@ -170,9 +169,9 @@ def test_capacity_page_in_the_browser(demo_server, browser):
     # A facility's trend: pick one in the dropdown; the note names it.
     name = max(facilities, key=lambda f: f["beds_total"] or 0)["name"]
     browser.find_element(By.ID, "capacity-facility-select").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[role=option]"))
+    patient_wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[role=option]"))
     next(o for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == name).click()
-    WebDriverWait(browser, 20).until(
+    patient_wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "capacity-facility-note").text.startswith(name))
     assert browser.find_elements(By.CSS_SELECTOR, "#capacity-facility-trend .scatterlayer .trace")
 
@@ -221,15 +220,15 @@ def test_the_moh_replay_shows_on_capacity_overview_and_early_warning(replay_serv
     assert console_errors(browser) == []
 
     browser.get(proc.url + "/")
-    WebDriverWait(browser, 40).until(lambda d: "25 Jan 2023" in d.find_element(By.ID, "overview-asof").text)
+    patient_wait(browser, 40).until(lambda d: "25 Jan 2023" in d.find_element(By.ID, "overview-asof").text)
     cases = pd.read_csv(shared_data("moh-malaysia-covid19-public", "epidemic", "cases_state.csv"))
     last_week = int(cases[(cases["state"] == "W.P. Putrajaya") & (cases["date"] >= "2023-01-19")]["cases_new"].sum())
-    WebDriverWait(browser, 20).until(
+    patient_wait(browser, 20).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "[data-indicator='new_cases_7d'] .kpi-value").text
         .replace(",", "") == str(last_week))
 
     browser.get(proc.url + "/early-warning")
-    WebDriverWait(browser, 40).until(
+    patient_wait(browser, 40).until(
         lambda d: d.execute_script("return document.querySelector('._dash-loading') === null")
         and d.find_elements(By.CSS_SELECTOR, ".main-svg"))
     time.sleep(2)

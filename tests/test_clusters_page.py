@@ -20,10 +20,9 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from components.clustermap import cluster_map_figure, cluster_table, shown
-from tests.browser import ServerProcess, city_of, console_errors, external, requested_urls, serve_database_copy
+from tests.browser import ServerProcess, city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy
 from tests.conftest import ROOT, write_config
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -41,7 +40,7 @@ def sign_in(driver, url: str) -> None:
     driver.find_element(By.ID, "username").send_keys(USER)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+    patient_wait(driver, 30).until(lambda d: "/login" not in d.current_url)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def wait_for_cluster_job(proc: ServerProcess, timeout_s: float = 240) -> dict:
 
 def open_clusters_page(driver, url: str) -> None:
     driver.get(url + "/clusters")
-    wait = WebDriverWait(driver, 60)
+    wait = patient_wait(driver, 60)
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#clusters-map .main-svg")))
     wait.until(lambda d: d.find_element(By.ID, "clusters-table").text.strip() != "")
     wait.until(lambda d: d.find_element(By.ID, "clusters-asof").text.strip() != "")
@@ -142,7 +141,7 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
         ".querySelectorAll('path.point')[arguments[1]];", layer_index, position)
     assert point is not None, "the click layer's point is not in the SVG"
     ActionChains(browser).move_to_element(point).click().perform()
-    WebDriverWait(browser, 30).until(EC.presence_of_element_located(
+    patient_wait(browser, 30).until(EC.presence_of_element_located(
         (By.CSS_SELECTOR, f"#clusters-detail [data-place='cell|{target}'] .main-svg")))
     detail = browser.find_element(By.ID, "clusters-detail").text
     assert target in detail and "Zone history" in detail
@@ -153,29 +152,29 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
     zone_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-zones table.zone-table tbody tr")
     zone_id = zone_rows[0].find_elements(By.TAG_NAME, "td")[0].text
     zone_rows[0].click()
-    WebDriverWait(browser, 30).until(EC.presence_of_element_located(
+    patient_wait(browser, 30).until(EC.presence_of_element_located(
         (By.CSS_SELECTOR, f"#clusters-detail [data-place='zone|{zone_id}'] .main-svg")))
     assert "entered" in browser.find_element(By.ID, "clusters-detail").text
 
     # Asking for the tests-adjusted scan the run could not compute keeps the permutation scan, and says so.
     browser.find_element(By.CSS_SELECTOR, "#clusters-method input[value='tests_adjusted']").click()
-    WebDriverWait(browser, 30).until(lambda d: "not available" in d.find_element(By.ID, "clusters-method-label").text)
+    patient_wait(browser, 30).until(lambda d: "not available" in d.find_element(By.ID, "clusters-method-label").text)
     browser.find_element(By.CSS_SELECTOR, "#clusters-method input[value='permutation']").click()
 
     # The Gi* layer: classed cells carry a symbol and a text label as well as their colour.
     browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='hotspots']").click()
-    WebDriverWait(browser, 30).until(lambda d: any(t["name"] == "Gi* class" for t in map_traces(d)))
+    patient_wait(browser, 30).until(lambda d: any(t["name"] == "Gi* class" for t in map_traces(d)))
     gi = next(t for t in map_traces(browser) if t["name"] == "Gi* class")
     assert gi["text"] and set(gi["text"]) <= {"H99", "H95", "H90", "C90", "C95", "C99"}
     assert any(t["name"].startswith("hot ") for t in map_traces(browser))
 
     # The rate view draws too.
     browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='rate']").click()
-    WebDriverWait(browser, 30).until(lambda d: any("per 100k" in t["name"] for t in map_traces(d)))
+    patient_wait(browser, 30).until(lambda d: any("per 100k" in t["name"] for t in map_traces(d)))
     time.sleep(1)
 
     browser.find_element(By.CSS_SELECTOR, "#clusters-measure input[value='cases']").click()
-    WebDriverWait(browser, 30).until(lambda d: any(t["name"].endswith(" cases") for t in map_traces(d)))
+    patient_wait(browser, 30).until(lambda d: any(t["name"].endswith(" cases") for t in map_traces(d)))
     browser.execute_script("window.scrollTo(0, 0)")
     time.sleep(1.5)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

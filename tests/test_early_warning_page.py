@@ -12,11 +12,10 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pages import _ids as ids
 from tests.auth_helpers import BROWSER_USER, sign_in_browser
-from tests.browser import city_of, console_errors, external, requested_urls, serve_database_copy
+from tests.browser import city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -71,7 +70,7 @@ def banner(driver):
 
 
 def wait_for_page(driver, rulebook: str | None = None, area_name: str | None = None):
-    wait = WebDriverWait(driver, 40)
+    wait = patient_wait(driver, 40)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.EW_GAUGES} .main-svg"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.EW_TIMELINE} .main-svg"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.EW_LEVEL} [data-rulebook]"))
@@ -126,7 +125,7 @@ def test_area_selector_switches_the_view(signed_in, browser):
     browser.get(proc.url + PAGE)
     wait_for_page(browser, area_name="Citywide")
     browser.find_element(By.ID, ids.EW_AREA).click()
-    options = WebDriverWait(browser, 10).until(
+    options = patient_wait(browser, 10).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"))
     target = next(o for o in options if o.text.strip() and o.text.strip() != "Citywide")
     area_name = target.text.strip()
@@ -146,14 +145,14 @@ def test_rulebook_selector_switches_records_and_persists(signed_in, browser):
     try:
         choose_rulebook(browser, "covid_act_now")
         wait_for_page(browser, rulebook="covid_act_now")
-        WebDriverWait(browser, 20).until(
+        patient_wait(browser, 20).until(
             lambda d: "Active rulebook: covid_act_now v2021" in d.find_element(By.ID, ids.EW_SWITCH_STATUS).text)
         assert "Covid Act Now risk levels (v2021)" in browser.find_element(By.ID, "ew-level-banner").text
         # The switch re-levelled the stored indicators; each change lists the rulebook id and version.
-        WebDriverWait(browser, 20).until(
+        patient_wait(browser, 20).until(
             lambda d: "covid_act_now@2021" in d.find_element(By.ID, ids.EW_CHANGES).text)
         assert "switch" in browser.find_element(By.ID, ids.EW_CHANGES).text
-        WebDriverWait(browser, 20).until(lambda d: "75.0" in svg_text(d, ids.EW_GAUGES))  # case density, extreme
+        patient_wait(browser, 20).until(lambda d: "75.0" in svg_text(d, ids.EW_GAUGES))  # case density, extreme
         assert "Positive test rate" in svg_text(browser, ids.EW_GAUGES)
 
         # Persisted: a new page load (another screen) opens with the operator's choice.

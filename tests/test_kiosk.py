@@ -8,11 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from services.feeds import feed_health
 from settings import FeedLimits
-from tests.browser import external, requested_urls
+from tests.browser import external, patient_wait, requested_urls
 from tests.wall_helpers import PLAYLIST, PLAYLIST_VIEWS
 
 
@@ -69,18 +68,18 @@ def test_kiosk_mode_hides_the_chrome_and_shows_clock_and_data_time(wall_server, 
     wall_server.sign_in(browser, "operator")
     requested_urls(browser)
     browser.get(wall_server.url + "/?kiosk=1")
-    WebDriverWait(browser, 15).until(lambda d: d.find_element(By.ID, "kiosk-data-time").text.startswith("data as of"))
+    patient_wait(browser, 15).until(lambda d: d.find_element(By.ID, "kiosk-data-time").text.startswith("data as of"))
     assert "kiosk" in browser.find_element(By.TAG_NAME, "html").get_attribute("class")
     assert not browser.find_element(By.CSS_SELECTOR, ".topbar nav").is_displayed()
     clock = browser.find_element(By.ID, "kiosk-clock")
     assert clock.is_displayed() and re.search(r"\d{2}:\d{2}:\d{2}", clock.text)
     first = clock.text
-    WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "kiosk-clock").text != first)  # it ticks
+    patient_wait(browser, 5).until(lambda d: d.find_element(By.ID, "kiosk-clock").text != first)  # it ticks
     size = browser.execute_script("return parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert size >= 24  # large type (18 px off kiosk mode)
     assert browser.find_elements(By.CSS_SELECTOR, ".frame-fresh .feed")
     browser.get(wall_server.url + "/")
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, ".topbar nav").is_displayed())
+    patient_wait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, ".topbar nav").is_displayed())
     assert not external(requested_urls(browser))
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import api_json, console_errors, page_indicators
+from tests.browser import api_json, console_errors, page_indicators, patient_wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Every page shows at least these figures (the list, and what each page is for).
@@ -44,7 +43,7 @@ def test_every_data_indicator_equals_the_api(served_demo, signed_in_browser, pat
     wait_for_jobs(proc)
     console_errors(browser)
     browser.get(proc.url + path)
-    WebDriverWait(browser, 60).until(lambda d: EXPECTED[path] <= set(page_indicators(d)),
+    patient_wait(browser, 60).until(lambda d: EXPECTED[path] <= set(page_indicators(d)),
                                      message=f"{path} never showed all of {sorted(EXPECTED[path])}")
     time.sleep(1.5)  # let the first refreshes settle
     for _attempt in range(3):

@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import api_json, console_errors, external, requested_urls
+from tests.browser import api_json, console_errors, external, patient_wait, requested_urls
 from tests.wall_helpers import WALL_PREFIX
 
 pytestmark = [pytest.mark.browser, pytest.mark.mqtt, pytest.mark.slow]
@@ -42,7 +41,7 @@ def test_a_press_reaches_the_wall_and_stays_until_acknowledged(wall_server, brow
     sent = press(wall_server, sensor, seq)
     selector = f".incident[data-sensor='{sensor}']"
     # Refresh 1 s, sensor job every 2 s, MQTT batches within 0.2 s: well inside 15 s.
-    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
+    patient_wait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
     seen = time.time()
     banner = browser.find_element(By.CSS_SELECTOR, selector)
     text = banner.text
@@ -57,7 +56,7 @@ def test_a_press_reaches_the_wall_and_stays_until_acknowledged(wall_server, brow
 
     # It stays: a later page of the wall still shows it ...
     browser.get(wall_server.url + "/sensors")
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
+    patient_wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
     # ... until the operator acknowledges it, which takes it off at once.
     clicked = []
 
@@ -69,11 +68,11 @@ def test_a_press_reaches_the_wall_and_stays_until_acknowledged(wall_server, brow
             except StaleElementReferenceException:
                 return False
         return not d.find_elements(By.CSS_SELECTOR, selector)
-    WebDriverWait(browser, 15).until(acknowledge)
+    patient_wait(browser, 15).until(acknowledge)
     status = browser.find_element(By.ID, "shell-incident-status").text
     assert "acknowledged" in status
     browser.refresh()
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".frame-fresh .feed"))
+    patient_wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".frame-fresh .feed"))
     assert not browser.find_elements(By.CSS_SELECTOR, selector)
     assert not external(requested_urls(browser)), "a request left the machine"
     assert not [e for e in console_errors(browser) if "favicon" not in e]
@@ -91,14 +90,14 @@ def test_roles_that_do_not_read_alerts_see_no_incident(wall_server, browser):
     press(wall_server, "PB-011", 10_000_001)
     wall_server.sign_in(browser, "operator")
     browser.get(wall_server.url + "/")
-    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".incident[data-sensor='PB-011']"))
+    patient_wait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".incident[data-sensor='PB-011']"))
     for role in ("data_manager", None):  # points-level data manager has no view_alerts; the public neither
         wall_server.sign_in(browser, role)
         browser.get(wall_server.url + "/")
-        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".frame-fresh .feed"))
+        patient_wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".frame-fresh .feed"))
         assert not browser.find_elements(By.CSS_SELECTOR, ".incident"), role
     # The executive reads alerts but may not acknowledge: the incident shows without a button.
     wall_server.sign_in(browser, "executive")
     browser.get(wall_server.url + "/")
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".incident[data-sensor='PB-011']"))
+    patient_wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".incident[data-sensor='PB-011']"))
     assert not browser.find_elements(By.CSS_SELECTOR, ".incident[data-sensor='PB-011'] button")

@@ -8,9 +8,8 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import console_errors, external, requested_urls
+from tests.browser import console_errors, external, patient_wait, requested_urls
 from tests.conftest import ROOT
 from tests.test_one_picture_browser import wait_for_jobs
 
@@ -28,17 +27,17 @@ def _viewport(browser, width: int, height: int) -> None:
 
 
 def _check_an_address(browser, typed: str, purpose: str) -> None:
-    box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "address-check-address"))
+    box = patient_wait(browser, 30).until(lambda d: d.find_element(By.ID, "address-check-address"))
     box.click()
-    search = WebDriverWait(browser, 10).until(
+    search = patient_wait(browser, 10).until(
         lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input") if e.is_displayed()
                         and e.get_attribute("id") != "address-check-purpose"), None))
     search.send_keys(typed)
-    WebDriverWait(browser, 30).until(lambda d: any(typed.split()[0] in o.text and o.is_displayed() for o in
+    patient_wait(browser, 30).until(lambda d: any(typed.split()[0] in o.text and o.is_displayed() for o in
                                                    d.find_elements(By.CSS_SELECTOR, "[role=option]")),
                                      message="no address was offered while typing")
     search.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 10).until(lambda d: typed.split()[1].lower() in
+    patient_wait(browser, 10).until(lambda d: typed.split()[1].lower() in
                                      d.find_element(By.ID, "address-check-address").text.lower())
     browser.find_element(By.ID, "address-check-purpose").send_keys(purpose)
     browser.find_element(By.ID, "address-check-button").click()
@@ -55,10 +54,10 @@ def test_the_address_check_reads_large_on_a_laptop_and_a_phone(served_demo, sign
         console_errors(browser)
         requested_urls(browser)
         browser.get(proc.url + "/precincts")
-        WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-precinct]"),
+        patient_wait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-precinct]"),
                                          message="the precinct table never filled")
         _check_an_address(browser, "1 Jalan", "domestic call")
-        answer = WebDriverWait(browser, 30).until(
+        answer = patient_wait(browser, 30).until(
             lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, ".address-answer-text")), None),
             message="no answer appeared")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", answer)

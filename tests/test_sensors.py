@@ -221,16 +221,15 @@ def test_sensors_page_refuses_the_public_and_roles_without_the_permission(demo_c
 def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_server, browser, demo_city):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    from tests.browser import console_errors, external, requested_urls
+    
+    from tests.browser import console_errors, external, patient_wait, requested_urls
 
     _, manifest = demo_city
     quiet = sorted(s.sensor_id for s in manifest.sensors if s.out_of_service)
     wall_server.sign_in(browser, "operator")
     requested_urls(browser)
     browser.get(wall_server.url + "/sensors")
-    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sensors-list tr.row-silent"))
+    patient_wait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sensors-list tr.row-silent"))
     # One tile per configured kind, its figure on the element.
     tiles = browser.find_elements(By.CSS_SELECTOR, "#sensors-kpis [data-indicator^='sensors.']")
     assert {t.get_attribute("id") for t in tiles} == {f"kpi-sensors-{k}" for k in wall_server.settings.sensors.kinds}
@@ -250,7 +249,7 @@ def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_ser
     sensor = browser.execute_script("const b = document.querySelector('#sensors-list tr.row-silent button');"
                                     "b.focus(); return JSON.parse(b.id).index;")
     browser.switch_to.active_element.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 15).until(lambda d: "History: " in d.find_element(By.ID, "sensors-history-title").text
+    patient_wait(browser, 15).until(lambda d: "History: " in d.find_element(By.ID, "sensors-history-title").text
                                      and "(" in d.find_element(By.ID, "sensors-history-title").text)
     title = browser.find_element(By.ID, "sensors-history-title").text
     assert sensor in title and sensor in quiet
@@ -262,6 +261,6 @@ def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_ser
         "const gd = document.querySelector('#sensors-map .js-plotly-plot');"
         "const t = gd.data.findIndex(t => t.name && t.name.startsWith('Wastewater'));"
         "gd.emit('plotly_click', {points: [{curveNumber: t, pointNumber: 0, customdata: gd.data[t].customdata[0]}]});")
-    WebDriverWait(browser, 15).until(lambda d: "WW-" in d.find_element(By.ID, "sensors-history-title").text)
+    patient_wait(browser, 15).until(lambda d: "WW-" in d.find_element(By.ID, "sensors-history-title").text)
     assert not external(requested_urls(browser)), "a request left the machine"
     assert not console_errors(browser)

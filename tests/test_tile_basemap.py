@@ -10,10 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.auth_helpers import sign_in_browser
-from tests.browser import city_of, console_errors, external, requested_urls, serve_database_copy
+from tests.browser import city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -64,9 +63,9 @@ def test_overview_map_draws_configured_tiles_only(demo_city, tmp_path, tile_serv
         requested_urls(browser)
         console_errors(browser)  # start both logs afresh
         browser.get(proc.url + "/")
-        WebDriverWait(browser, 30).until(
+        patient_wait(browser, 30).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "#overview-map .maplibregl-canvas"))
-        WebDriverWait(browser, 30).until(lambda d: len(served) > 0)
+        patient_wait(browser, 30).until(lambda d: len(served) > 0)
         time.sleep(1)
         assert all(p.endswith(".png") for p in served)
         assert external(requested_urls(browser)) == []  # the tile server is on loopback too
