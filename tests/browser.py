@@ -165,7 +165,7 @@ def page_indicators(driver) -> dict[str, tuple[str, str]]:
         "return out;")
 
 
-def patient_wait(driver, timeout_s: float):
+def patient_wait(driver, timeout_s: float, poll_frequency: float = 0.5):
     """A WebDriverWait that polls past elements Dash replaced between finding and reading them.
 
     Pages redraw their tiles, banners and strips on every refresh (every second in the tests): an
@@ -175,4 +175,5 @@ def patient_wait(driver, timeout_s: float):
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    return WebDriverWait(driver, timeout_s, poll_frequency=poll_frequency,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
