@@ -246,11 +246,20 @@ def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_ser
     # The crowding panel: places against their capacity.
     assert browser.find_elements(By.CSS_SELECTOR, "#sensors-crowding-footfall .js-plotly-plot")
     # A sensor's name in a panel is a button: Enter opens its history.
-    sensor = browser.execute_script("const b = document.querySelector('#sensors-list tr.row-silent button');"
-                                    "b.focus(); return JSON.parse(b.id).index;")
-    browser.switch_to.active_element.send_keys(Keys.ENTER)
-    patient_wait(browser, 15).until(lambda d: "History: " in d.find_element(By.ID, "sensors-history-title").text
-                                     and "(" in d.find_element(By.ID, "sensors-history-title").text)
+    chosen = []
+
+    def opened_by_keyboard(d) -> bool:
+        # The list is redrawn every second: a button focused a moment ago may be gone before Enter
+        # reaches it, so focus the row's button again and press Enter until the history opens.
+        title = d.find_element(By.ID, "sensors-history-title").text
+        if "History: " in title and "(" in title:
+            return True
+        chosen.append(d.execute_script("const b = document.querySelector('#sensors-list tr.row-silent button');"
+                                       "b.focus(); return JSON.parse(b.id).index;"))
+        d.switch_to.active_element.send_keys(Keys.ENTER)
+        return False
+    patient_wait(browser, 20, poll_frequency=1.5).until(opened_by_keyboard)
+    sensor = chosen[-1]
     title = browser.find_element(By.ID, "sensors-history-title").text
     assert sensor in title and sensor in quiet
     points = browser.execute_script(
