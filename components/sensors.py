@@ -47,7 +47,11 @@ def when_text(ts, tz: ZoneInfo, now: datetime | None = None) -> str:
     t = pd.Timestamp(ts).tz_convert(tz)
     now = now or datetime.now(timezone.utc)
     seconds = max((pd.Timestamp(now) - t).total_seconds(), 0)
-    ago = (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200
+    # Whole minutes at the finest: a text that changed every second would redraw the sensor list on every
+    # refresh (pages._redraw sends a part again only when its text changed).
+    if seconds < 60:
+        return f"{t.strftime('%H:%M')} (under a minute ago)"
+    ago = (f"{seconds / 60:.0f} min" if seconds < 7200
            else f"{seconds / 3600:.0f} h" if seconds < 172_800 else f"{seconds / 86400:.0f} d")
     stamp = t.strftime("%H:%M") if seconds < 86_400 else t.strftime("%d %b %H:%M")
     return f"{stamp} ({ago} ago)"

@@ -20,6 +20,7 @@ from dash.exceptions import PreventUpdate
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from pages import _ids as ids
+from pages._redraw import only_changed
 from pages._secure import clicked_pattern_id, secure_callback
 from services import alert_inbox as inbox
 from services import warnings as warn
@@ -69,6 +70,7 @@ def layout(**_query):
         ])]
     return html.Div(className="page page-alerts", children=[
         dcc.Interval(id=ids.ALERTS_REFRESH, interval=REFRESH_S * 1000, n_intervals=0),
+        dcc.Store(id=ids.ALERTS_TABLE_DRAWN, data=None), dcc.Store(id=ids.ALERTS_WARNINGS_DRAWN, data=None),
         html.Div(className="panel", style={"display": "flex", "flexWrap": "wrap", "gap": "1.2rem"}, children=[
             _filter("Kind", dcc.Dropdown(id=ids.ALERTS_KIND, placeholder="any kind", style=DROPDOWN,
                                          options=[{"label": k, "value": k} for k in kinds])),
@@ -143,12 +145,19 @@ def _alert_row(r: dict, may_act: bool) -> html.Tr:
 
 @secure_callback(
     "view_alerts",
-    Output(ids.ALERTS_TABLE, "children"),
+    Output(ids.ALERTS_TABLE, "children"), Output(ids.ALERTS_TABLE_DRAWN, "data"),
     Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERTS_KIND, "value"), Input(ids.ALERTS_AREA, "value"),
     Input(ids.ALERTS_SEVERITY, "value"), Input(ids.ALERTS_STATE, "value"), Input(ids.ALERTS_STATUS, "children"),
-    types={f"{ids.ALERTS_STATUS}.children": ("string", "null")},
+    State(ids.ALERTS_TABLE_DRAWN, "data"),
+    types={f"{ids.ALERTS_STATUS}.children": ("string", "null"), f"{ids.ALERTS_TABLE_DRAWN}.data": ("object", "null")},
 )
-def refresh_alerts(_n, kind, area, severity, state, _status):
+def refresh_alerts(_n, kind, area, severity, state, _status, drawn):
+    # Redrawn only when it changed: a note being typed into a row survives the refresh (pages._redraw).
+    drawn, (table,) = only_changed(drawn, {"table": _alert_table(kind, area, severity, state)})
+    return table, drawn
+
+
+def _alert_table(kind, area, severity, state):
     rt = current_runtime()
     principal = current_principal()
     try:
@@ -236,13 +245,15 @@ def _warning_block(r: dict, principal, settings) -> html.Div:
 @secure_callback(
     "view_alerts",
     Output(ids.ALERTS_WARNINGS, "children"), Output(ids.ALERTS_CHANNELS, "children"),
-    Output(ids.ALERTS_INBOUND, "children"),
+    Output(ids.ALERTS_INBOUND, "children"), Output(ids.ALERTS_WARNINGS_DRAWN, "data"),
     Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERTS_WARNING_STATUS, "children"),
     Input(ids.ALERTS_DECISION_STATUS, "children"), Input(ids.ALERTS_WARNING_ACK_STATUS, "children"),
-    types={f"{i}.children": ("string", "null") for i in (ids.ALERTS_WARNING_STATUS, ids.ALERTS_DECISION_STATUS,
-                                                        ids.ALERTS_WARNING_ACK_STATUS)},
+    State(ids.ALERTS_WARNINGS_DRAWN, "data"),
+    types={**{f"{i}.children": ("string", "null") for i in (ids.ALERTS_WARNING_STATUS, ids.ALERTS_DECISION_STATUS,
+                                                           ids.ALERTS_WARNING_ACK_STATUS)},
+           f"{ids.ALERTS_WARNINGS_DRAWN}.data": ("object", "null")},
 )
-def refresh_warnings(_n, _composed, _decided, _acknowledged):
+def refresh_warnings(_n, _composed, _decided, _acknowledged, drawn):
     rt = current_runtime()
     principal = current_principal()
     listed = warn.warning_list(rt.store, rt.settings, principal, limit=50)
@@ -261,9 +272,10 @@ def refresh_warnings(_n, _composed, _decided, _acknowledged):
         html.Div(f"{a['sender_name'] or a['sender']} · {a['status']} {a['msg_type']} · {a['severity'] or ''} · "
                  f"sent {a['sent']}" + (f" · {a['area_desc']}" if a["area_desc"] else ""), className="kpi-detail")])
         for a in inbound.to_dict("records")]
-    return (blocks or html.P("No warnings yet.", className="asof"),
-            channels or html.P("Nothing delivered yet.", className="asof"),
-            others or html.P("None received.", className="asof"))
+    drawn, parts = only_changed(drawn, {"warnings": blocks or html.P("No warnings yet.", className="asof"),
+                                        "channels": channels or html.P("Nothing delivered yet.", className="asof"),
+                                        "inbound": others or html.P("None received.", className="asof")})
+    return (*parts, drawn)
 
 
 @secure_callback(

@@ -19,6 +19,7 @@ from components.kpi import indicator_attributes
 from components.sensors import (crowding_figure, history_figure, lead_table, places_table, sensor_map_figure,
                                 state_counts_line, when_text)
 from pages import _ids as ids
+from pages._redraw import only_changed
 from pages._secure import secure_callback
 from services.basemap import context_layers, tile_url
 from services.incidents import open_incidents
@@ -37,6 +38,7 @@ def layout(**_query):
     return html.Div(className="page page-sensors", children=[
         dcc.Interval(id=ids.SENSORS_REFRESH, interval=settings.wall.refresh_s * 1000, n_intervals=0),
         dcc.Store(id=ids.SENSORS_SELECTED, data=None),
+        dcc.Store(id=ids.SENSORS_DRAWN, data=None),
         html.H1("Sensors", className="page-title"),
         html.Div(id=ids.SENSORS_ASOF, className="asof", role="status"),
         html.Div(id=ids.SENSORS_KPIS, className="kpi-row"),
@@ -110,11 +112,11 @@ def _panel(panel, view, settings, tz) -> html.Section:
 @secure_callback(
     "view_sensors",
     Output(ids.SENSORS_ASOF, "children"), Output(ids.SENSORS_KPIS, "children"), Output(ids.SENSORS_MAP, "figure"),
-    Output(ids.SENSORS_PANELS, "children"), Output(ids.SENSORS_LIST, "children"),
-    Input(ids.SENSORS_REFRESH, "n_intervals"), Input(ids.SENSORS_LIST_ALL, "value"),
-    types={f"{ids.SENSORS_LIST_ALL}.value": ("array", "null")},
+    Output(ids.SENSORS_PANELS, "children"), Output(ids.SENSORS_LIST, "children"), Output(ids.SENSORS_DRAWN, "data"),
+    Input(ids.SENSORS_REFRESH, "n_intervals"), Input(ids.SENSORS_LIST_ALL, "value"), State(ids.SENSORS_DRAWN, "data"),
+    types={f"{ids.SENSORS_LIST_ALL}.value": ("array", "null"), f"{ids.SENSORS_DRAWN}.data": ("object", "null")},
 )
-def refresh_sensors(_n, list_all):
+def refresh_sensors(_n, list_all, drawn):
     rt = current_runtime()
     s = rt.settings
     principal = current_principal()
@@ -142,7 +144,12 @@ def refresh_sensors(_n, list_all):
                             full=True),
                html.P(f"{len(order) - len(needing)} more sensors are normal." if not every else "", className="muted")]
     n_incidents = None if incidents is None else len(incidents)
-    return (asof, [_kpi(p, n_incidents) for p in view.panels], fig, [_panel(p, view, s, tz) for p in view.panels], listing)
+    # The panels and the list hold buttons: redrawn only when their content changed, so the one a
+    # keyboard user has focused stays under them between refreshes.
+    drawn, parts = only_changed(drawn, {"asof": asof, "kpis": [_kpi(p, n_incidents) for p in view.panels],
+                                        "map": fig, "panels": [_panel(p, view, s, tz) for p in view.panels],
+                                        "list": listing})
+    return (*parts, drawn)
 
 
 @secure_callback(

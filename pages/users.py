@@ -3,13 +3,14 @@ sessions; disable or enable a user, or end their sessions, while the command cen
 from __future__ import annotations
 
 import dash
-from dash import ALL, Input, Output, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from auth.users import UserError
 from pages import _ids as ids
+from pages._redraw import only_changed
 from pages._secure import clicked_pattern_id, secure_callback
 from services.users import change_access, user_list
 
@@ -22,6 +23,7 @@ BUTTON = {"background": "#101418", "color": "#e8eaed", "border": "1px solid #3a4
 def layout(**_query):
     return html.Div(className="page page-users", children=[
         dcc.Interval(id=ids.USERS_REFRESH, interval=30_000, n_intervals=0),
+        dcc.Store(id=ids.USERS_DRAWN, data=None),
         html.Div(id=ids.USERS_STATUS, className="kpi-detail", style={"fontSize": "1.05rem", "minHeight": "1.4rem"}),
         html.Div(id=ids.USERS_TABLE, className="panel", style={"marginTop": "0.6rem", "overflowX": "auto"}),
         html.P("Adding users and setting passwords: `python app.py users add|reset-password` with the server "
@@ -50,13 +52,15 @@ def _table(rows):
 
 @secure_callback(
     "manage_users",
-    Output(ids.USERS_TABLE, "children"),
-    Input(ids.USERS_REFRESH, "n_intervals"), Input(ids.USERS_STATUS, "children"),
+    Output(ids.USERS_TABLE, "children"), Output(ids.USERS_DRAWN, "data"),
+    Input(ids.USERS_REFRESH, "n_intervals"), Input(ids.USERS_STATUS, "children"), State(ids.USERS_DRAWN, "data"),
     # The status line changes after an action: the table is drawn again to show its effect.
-    types={f"{ids.USERS_STATUS}.children": ("string", "null")},
+    types={f"{ids.USERS_STATUS}.children": ("string", "null"), f"{ids.USERS_DRAWN}.data": ("object", "null")},
 )
-def refresh_users(_n, _status):
-    return _table(user_list(current_runtime().store, current_principal()))
+def refresh_users(_n, _status, drawn):
+    # Redrawn only when it changed, so the action button an admin has focused stays (pages._redraw).
+    drawn, (table,) = only_changed(drawn, {"table": _table(user_list(current_runtime().store, current_principal()))})
+    return table, drawn
 
 
 @secure_callback(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -220,6 +221,7 @@ def test_sensors_page_refuses_the_public_and_roles_without_the_permission(demo_c
 @pytest.mark.slow
 def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_server, browser, demo_city):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
     
     from tests.browser import console_errors, external, patient_wait, requested_urls
@@ -234,7 +236,7 @@ def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_ser
     tiles = browser.find_elements(By.CSS_SELECTOR, "#sensors-kpis [data-indicator^='sensors.']")
     assert {t.get_attribute("id") for t in tiles} == {f"kpi-sensors-{k}" for k in wall_server.settings.sensors.kinds}
     # The out-of-service sensors are flagged silent, in words and not only by colour.
-    silent_rows = browser.execute_script(  # read at once: the list is redrawn every second
+    silent_rows = browser.execute_script(  # read at once: a job's pass may redraw the list
         "return [...document.querySelectorAll('#sensors-list tr.row-silent')].map("
         "r => [JSON.parse(r.querySelector('button').id).index, r.innerText]);")
     assert {i for i, _ in silent_rows} == set(quiet) and all("silent" in text for _, text in silent_rows)
@@ -249,17 +251,25 @@ def test_sensors_page_shows_states_silent_sensors_and_a_clicked_history(wall_ser
     chosen = []
 
     def opened_by_keyboard(d) -> bool:
-        # The list is redrawn every second: a button focused a moment ago may be gone before Enter
-        # reaches it, so focus the row's button again and press Enter until the history opens.
+        # The list is redrawn only when its content changes (pages._redraw), but a sensor job's pass may
+        # change it between focus and Enter: focus the row's button again and press Enter (sent as key
+        # events to whatever has focus, so no element reference goes stale) until the history opens.
         title = d.find_element(By.ID, "sensors-history-title").text
         if "History: " in title and "(" in title:
             return True
         chosen.append(d.execute_script("const b = document.querySelector('#sensors-list tr.row-silent button');"
                                        "b.focus(); return JSON.parse(b.id).index;"))
-        d.switch_to.active_element.send_keys(Keys.ENTER)
+        ActionChains(d).send_keys(Keys.ENTER).perform()
         return False
     patient_wait(browser, 20, poll_frequency=1.5).until(opened_by_keyboard)
     sensor = chosen[-1]
+    # Refreshes (every second here) leave an unchanged list alone: the focused button keeps its focus.
+    focus_and_list = ("return [document.activeElement && document.activeElement.id,"
+                      " document.getElementById('sensors-list').innerText];")
+    before = browser.execute_script(focus_and_list)
+    time.sleep(2.5)
+    after = browser.execute_script(focus_and_list)
+    assert after[1] != before[1] or (after[0] == before[0] and sensor in before[0]), (before[0], after[0])
     title = browser.find_element(By.ID, "sensors-history-title").text
     assert sensor in title and sensor in quiet
     points = browser.execute_script(
