@@ -267,12 +267,15 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--readings", type=int, default=10_000_000)
     ap.add_argument("--fresh", action="store_true", help="build again even if a finished load is there")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="the dataset folder (default var/bench/scale-p<people>-d<days>-r<readings>); another "
+                         "folder measures a fresh load without disturbing the one bench/pages.py serves")
     ap.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)  # the child's job
     args = ap.parse_args()
     if args.generate_only:
         generate(args.generate_only, args.people, args.days, args.readings)
         return
-    out = BENCH_DIR / f"scale-p{args.people}-d{args.days}-r{args.readings}"
+    out = (args.out.resolve() if args.out else BENCH_DIR / f"scale-p{args.people}-d{args.days}-r{args.readings}")
     done = out / "result.json"
     if done.exists() and not args.fresh:
         print(json.dumps({**json.loads(done.read_text()), "reused": True}), flush=True)

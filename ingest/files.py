@@ -30,6 +30,7 @@ import codecs
 import csv
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -44,13 +45,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from ingest.batch import REGISTRY_KINDS, BatchBuilder, commit_batch, describe_exception
+from ingest import bulk_readings
+from ingest.batch import REGISTRY_KINDS, BatchBuilder, commit_batch, commit_rows_one_by_one, describe_exception
 from ingest.context import ContextProvider
 from ingest.fhir import ingest_fhir_document, is_fhir_document, may_be_fhir
 from ingest.jsontext import DuplicateKey, loads_strict
 from ingest.records import KIND_BY_PLURAL, KIND_ORDER, Reject
 from settings import AreaLayer, IngestConfig
 from store import BatchResult, Store, StoreClosed
+from store.store import IngestBatch, QuarantineRow
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".json", ".ndjson", ".jsonl", ".geojson")
@@ -168,6 +171,10 @@ class _Scan:
     sha256: str
     head: bytes  # the first bytes, to tell a FHIR resource from a list of records
     first_non_utf8: int | None  # offset of the first byte that is not UTF-8, if any
+    # Every line ends in \n or \r\n, each READ_CHUNK holds a line end (so no line is over two chunks
+    # long), and no quote character or NUL byte: a CSV whose lines are its records
+    # (ingest.bulk_readings reads such a readings file with column expressions).
+    plain_lines: bool = False
 
 
 class _OpenedFile:
@@ -191,9 +198,15 @@ class _OpenedFile:
         sha = hashlib.sha256()
         decoder = codecs.getincrementaldecoder("utf-8")()
         offset, head, first_bad = 0, b"", None
+        plain, cr_open = True, False  # cr_open: the chunk before ended in \r
         os.lseek(self.fd, 0, os.SEEK_SET)
         while chunk := os.read(self.fd, READ_CHUNK):
             sha.update(chunk)
+            if plain:
+                lone_cr = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
+                plain = not (lone_cr or (cr_open and not chunk.startswith(b"\n")) or b'"' in chunk
+                             or b"\0" in chunk or (len(chunk) == READ_CHUNK and b"\n" not in chunk))
+                cr_open = chunk.endswith(b"\r")
             head = head or chunk[:4096]
             if first_bad is None:
                 try:
@@ -208,7 +221,7 @@ class _OpenedFile:
             except UnicodeDecodeError:
                 first_bad = offset - pending  # the file ends in the middle of a character
         self.sha256 = sha.hexdigest()
-        return _Scan(self.sha256, head, first_bad)
+        return _Scan(self.sha256, head, first_bad, plain and not cr_open)
 
     def text(self) -> TextIO:
         """The file as text from its start. newline="" as the csv module asks (it handles CRLF itself)."""
@@ -435,10 +448,13 @@ class FileIngestor:
     """Ingests files through validation into the store; owns the inbox's processed/ and rejected/."""
 
     def __init__(self, store: Store, contexts: ContextProvider, batch_rows: int = 5000,
-                 config: IngestConfig | None = None):
+                 config: IngestConfig | None = None, *, bulk_readings: bool = True):
         self._store = store
         self._contexts = contexts
         self._batch_rows = batch_rows
+        # Readings CSVs through column expressions (ingest.bulk_readings); False: every record through
+        # the record validator (the baseline bench/scale.py measures, and what the parity test compares).
+        self._bulk_readings = bulk_readings
         self.config = config or contexts.settings.ingest
         # csv refuses a field longer than its limit (128 KiB by default) with an error; records are
         # measured against their own caps here instead, so the limit only has to let the largest
@@ -506,7 +522,12 @@ class FileIngestor:
             raise FileRejected("unknown_kind", f"unsupported file type {path.suffix!r}")
         if scan.first_non_utf8 is not None:
             raise FileRejected("not_utf8", f"byte {scan.first_non_utf8} is not UTF-8")
-        if lower.endswith((".csv", ".ndjson", ".jsonl")):
+        bulk = None
+        if self._bulk_readings and kind == "reading" and lower.endswith(".csv") and scan.plain_lines:
+            bulk = self._store_bulk_readings(file, source, progress)
+        if bulk is not None:
+            result, unchanged = bulk
+        elif lower.endswith((".csv", ".ndjson", ".jsonl")):
             with file.text() as text:
                 records = (_csv_records if lower.endswith(".csv") else _ndjson_records)(text, self._record_cap(kind))
                 result, unchanged = self._store_records(file, records, kind, lower.endswith(".csv"), source,
@@ -569,6 +590,80 @@ class FileIngestor:
         if kind in REGISTRY_KINDS:
             self._contexts.invalidate()
         return total, unchanged
+
+    def _store_bulk_readings(self, file: _OpenedFile, source: str,
+                             progress: ProgressFn | None) -> tuple[BatchResult, bool] | None:
+        """A readings CSV of plain lines, a block at a time through column expressions (ingest.bulk_readings).
+
+        None when its header is not plain (too long, not ASCII, a name twice, no line end): then the
+        per-record path reads the file and says what is wrong with it. While the writer stores one
+        block the next is validated (two cores); at most two blocks are held. The file is marked as
+        ingested with its last block, as on the per-record path.
+        """
+        cap = self._record_cap("reading")
+        start = len(codecs.BOM_UTF8) if os.pread(file.fd, 3, 0) == codecs.BOM_UTF8 else 0
+        first = os.pread(file.fd, cap + 2, start)
+        end = first.find(b"\n") + 1
+        if end == 0 or end > cap:
+            return None
+        header = bulk_readings.read_header(first[:end].decode("utf-8"))
+        if header is None:
+            return None
+
+        def replay(text: str):  # one line as the per-record path reads it
+            return next(_csv_records(io.StringIO(text, newline=""), cap))
+
+        total = BatchResult()
+        pending: tuple[Any, IngestBatch] | None = None
+        pos, line, size = start + end, 2, file.size
+        while True:
+            data = os.pread(file.fd, bulk_readings.BLOCK_BYTES, pos) if pos < size else b""
+            while pos + len(data) < size and b"\n" not in data and len(data) <= 2 * READ_CHUNK:
+                data += os.pread(file.fd, READ_CHUNK, pos + len(data))  # a line longer than the block
+            if pos + len(data) < size:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # the scan found a line end in every chunk: the file changed since
+                    raise _FileChanged()
+                data = data[:cut]
+            pos += len(data)
+            last = pos >= size
+            verdict = bulk_readings.judge_lines(*bulk_readings.split_block(data), line, header,
+                                                self._contexts.get(), cap, replay,
+                                                bulk_readings.is_plain_bytes(data)) if data else None
+            rows = {"reading": verdict.accepted} if verdict and verdict.accepted is not None else {}
+            rejects = tuple(QuarantineRow(source, code, detail, raw, "reading")
+                            for _, code, detail, raw in sorted(verdict.rejects)) if verdict else ()
+            if verdict:
+                line += verdict.lines
+            if pending is not None:
+                total = total + self._finish_bulk(*pending)
+                pending = None
+            if last:
+                unchanged = file.unchanged()
+                batch = IngestBatch(source, "file", rows, rejects, file_sha256=file.sha256 if unchanged else None,
+                                    file_name=file.path.name)
+                total = total + self._finish_bulk(self._store.write_batch(batch), batch)
+                break
+            batch = IngestBatch(source, "file", rows, rejects)
+            pending = (self._store.write_batch(batch), batch)
+            if progress:
+                progress(file.path.name, pos, size)
+        if progress:
+            progress(file.path.name, size, size)
+        return total, unchanged
+
+    def _finish_bulk(self, future, batch: IngestBatch) -> BatchResult:
+        """A bulk block's commit; if the store refuses it, its rows one at a time (as commit_batch does)."""
+        try:
+            return future.result()
+        except StoreClosed:
+            raise
+        except Exception as exc:
+            log.warning("the store refused a block of %s (%s); storing its rows one by one", batch.source,
+                        type(exc).__name__)
+            frames = {k: t.drop_columns(["__row"]).to_pandas() for k, t in batch.rows_by_kind.items()}
+            return commit_rows_one_by_one(self._store, IngestBatch(
+                batch.source, batch.channel, frames, batch.quarantined, batch.file_sha256, batch.file_name))
 
     def _done(self, path: Path, kind: str | None, result: BatchResult, move_to: Path | None) -> FileResult:
         moved = self._move(path, move_to, "processed") if move_to else None

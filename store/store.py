@@ -184,7 +184,7 @@ class Store:
         per_kind: dict[str, BatchResult] = {}
         last_times: dict[str, datetime | None] = {}
         for kind, rows in batch.rows_by_kind.items():
-            if rows is None or rows.empty:
+            if rows is None or len(rows) == 0:  # a pandas frame, or an Arrow table (store/bulk_write.py)
                 continue
             result, kind_conflicts, last = self._insert_kind(con, kind, rows, batch.source, now)
             conflicts.extend(kind_conflicts)
@@ -210,6 +210,9 @@ class Store:
 
     def _insert_kind(self, con, kind: str, rows: pd.DataFrame, source: str, now: datetime):
         spec = INGEST_TABLES[kind]
+        if not isinstance(rows, pd.DataFrame):  # a bulk file's block, as one Arrow table
+            from store.bulk_write import insert_arrow_rows  # imports this module
+            return insert_arrow_rows(con, spec, self._column_types[spec.table], kind, rows, source, now)
         key = list(spec.key)
         rows = rows.reset_index(drop=True)
         # Inside one batch: an identical repeat is a duplicate, a different record under the same
