@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 AXE_CORE := 4.14.1
 AXE_JS   := tests/vendor/axe-core-$(AXE_CORE)/axe.min.js
 
-.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing bench-address-check bench-panic bench-writer bench-scale bench-pages bench system-deps axe-core venv clean
+.PHONY: run serve test test-fast bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing bench-address-check bench-panic bench-writer bench-scale bench-pages bench-jobs bench system-deps axe-core venv clean
 
 venv: $(STAMP)
 
@@ -100,6 +100,12 @@ bench-writer: venv
 bench-scale: venv
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 
+# Each analytics job at start-up, after a new case and again unchanged, on the demo city and the
+# bench-scale city (a copy of each; the scale one takes several minutes).
+bench-jobs: venv
+	$(BIN)/python bench/jobs.py --dataset demo
+	$(BIN)/python bench/jobs.py --dataset scale
+
 # Every page's callbacks replayed over HTTP on the served demo city and the bench-scale city.
 bench-pages: venv
 	$(BIN)/python bench/pages.py --dataset demo
@@ -107,7 +113,7 @@ bench-pages: venv
 
 # Every benchmark, one after the other (an hour or more).
 bench: bench-ingest bench-ingest-memory bench-clusters bench-forecast bench-delivery bench-briefing \
-       bench-address-check bench-panic bench-writer bench-scale bench-pages
+       bench-address-check bench-panic bench-writer bench-scale bench-pages bench-jobs
 
 clean:
 	rm -rf var .pytest_cache tests/artifacts

@@ -262,6 +262,9 @@ class ClustersConfig(_Strict):
     max_share: float = Field(default=0.5, gt=0, le=0.5)  # Kulldorff: at most half the cases in a cylinder
     study_days: int = Field(default=120, ge=14, le=730)
     replications: int = Field(default=999, ge=9, le=99_999)
+    # End the Monte Carlo once this many replicates beat the day's most likely cluster (analytics.scan:
+    # p-values below (1 + n) / (replications + 1) are unchanged); null runs every replication.
+    stop_after_exceedances: int | None = Field(default=50, ge=10)
     seed: int = 1
     min_cases: int = Field(default=3, ge=1)
     zone_rulebook: Path = Path("rulebooks/zones_nys_cai_2020.yaml")

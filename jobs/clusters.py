@@ -65,7 +65,7 @@ ALERT_KIND = "cluster_zone"
 # The most restrictive tier is an emergency for the whole command centre, the next one a warning;
 # lower tiers (yellow: precautionary) are shown on the map but raise no alert.
 ALERT_SEVERITY_BY_TIER_FROM_TOP = ("critical", "warning")
-FINGERPRINT_VERSION = "2"  # bump when the job's computation changes, so stored days are recomputed
+FINGERPRINT_VERSION = "3"  # bump when the job's computation changes, so stored days are recomputed
 # The tests-adjusted scan needs the people tested per cell: it runs when at least this share of the
 # study period's tests was reported with a cell (the rest, reported per area, is spread by area share
 # and is then a small estimate); below it the denominators would be mostly areal guesses.
@@ -130,7 +130,7 @@ def run(store: Store, settings: Settings, today: date) -> dict:
         "run_id": run_id, "as_of": as_of, "computed_at": now, "input_fingerprint": fingerprint,
         "study_start": inputs.study_start, "study_end": inputs.study_end, "resolution": cfg.resolution,
         "max_radius_m": cfg.max_radius_m, "max_share": cfg.max_share, "max_window_days": scans.windows[-1],
-        "replications": cfg.replications, "seed": cfg.seed, "min_cases": cfg.min_cases,
+        "replications": longest.replications, "seed": cfg.seed, "min_cases": cfg.min_cases,
         "report_p_max": scan_rules.report_p_max, "total_cases": longest.total_cases, "locations": scans.locations,
         "clusters": len(primary), "significant": int(primary["significant"].sum()) if len(primary) else 0,
         "critical_llr_05": _finite_or_none(longest.critical_llr_05),
@@ -191,13 +191,29 @@ def input_fingerprint(settings: Settings, rulebook: ZoneRulebook, inputs: DayInp
     scan_settings = settings.clusters.model_dump_json(exclude={"run_every_s"})  # how often is not what
     scan_rules = load_scan_rulebook(settings)
     digest.update(f"v{FINGERPRINT_VERSION}|{scan_settings}|{rulebook.id}|{rulebook.version}|"
-                  f"{scan_rules}|{inputs.as_of}|{inputs.grid.version}|{inputs.unplaced_cases}".encode())
+                  f"{scan_rules}|{inputs.as_of}|{inputs.grid.city_population}|{inputs.unplaced_cases}".encode())
+    # The grid by its content, not its cache key: that names the database file, and a copied or moved
+    # database (a restore, a bench) holds the same inputs.
+    digest.update(pd.util.hash_pandas_object(inputs.grid.population.round(6), index=True).to_numpy().tobytes())
     for frame in (inputs.cases, inputs.tests, inputs.scan_tests):
-        ordered = frame.sort_values(["h3_cell", "day"]).reset_index(drop=True)
-        digest.update(pd.util.hash_pandas_object(ordered.astype(str), index=False).to_numpy().tobytes())
+        digest.update(_frame_digest(frame))
     digest.update(json.dumps([(e.as_of.isoformat(), e.kind, e.zone_id, e.tier) for e in inputs.previous_events])
                   .encode())
     return digest.hexdigest()
+
+
+def _frame_digest(frame: pd.DataFrame) -> bytes:
+    """Row hashes of a (h3_cell, day, ...) frame, the same for the same figures however they were read.
+
+    Tests spread from areas onto cells are float sums whose last bits follow the order the database
+    returned the rows in (not fixed), so floats are hashed rounded to 1e-6; days as datetime64, not
+    as text (turning a year of cells into strings took seconds at city scale).
+    """
+    ordered = frame.sort_values(["h3_cell", "day"]).reset_index(drop=True)
+    floats = ordered.select_dtypes("float").columns
+    ordered[floats] = ordered[floats].round(6)
+    ordered["day"] = pd.to_datetime(ordered["day"])
+    return pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()
 
 
 def case_matrix(cases: pd.DataFrame, start: date, end: date) -> tuple[list[str], np.ndarray]:
@@ -268,7 +284,8 @@ def run_scans(inputs: DayInputs, settings: Settings, rules: ScanRulebook) -> Day
         results[method] = prospective_scans(
             location_ids, counts, tests=tested if method == TESTS_ADJUSTED else None, lat_lng_deg=lat_lng,
             max_radius_m=cfg.max_radius_m, max_case_share=cfg.max_share, windows=windows,
-            replications=cfg.replications, min_cases=cfg.min_cases, seed=cfg.seed)
+            replications=cfg.replications, min_cases=cfg.min_cases, seed=cfg.seed,
+            stop_after_exceedances=cfg.stop_after_exceedances)
     return DayScans(order[0], note, windows, results, len(location_ids))
 
 

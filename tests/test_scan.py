@@ -254,3 +254,49 @@ def test_without_a_cluster_p_below_005_is_rare() -> None:
         significant += bool(result.clusters) and result.clusters[0].p_value < 0.05
     # Nominal 5%; with 50 runs the binomial s.d. is ~3 points, so allow up to 10%.
     assert significant <= 0.10 * runs
+
+
+def test_pruned_replicates_give_the_full_computation_exactly(monkeypatch) -> None:
+    """After the warm-up only cylinders that can beat the floor are scored: the maxima, p-values and
+    critical values are those of scoring every cylinder of every replicate."""
+    import analytics.scan as scan
+
+    xy = _grid_xy()
+    counts = _planted_counts(np.random.default_rng(7), xy, extra_per_cell_day=1.5)
+    tests = counts * 8 + np.random.default_rng(8).poisson(4, counts.shape)
+    for extra in ({}, {"tests": tests}):
+        kwargs = dict(xy_m=xy, max_radius_m=1000.0, windows=(7, 21), replications=scan.PRUNE_WARM_UP + 60,
+                      seed=3, **extra)
+        pruned = scan.prospective_scans(_ids(xy.shape[0]), counts, **kwargs)
+        monkeypatch.setattr(scan, "PRUNE_WARM_UP", 10**9)
+        full = scan.prospective_scans(_ids(xy.shape[0]), counts, **kwargs)
+        monkeypatch.undo()
+        for window in (7, 21):
+            assert pruned[window].clusters == full[window].clusters
+            assert pruned[window].critical_llr_05 == full[window].critical_llr_05
+            assert pruned[window].critical_llr_01 == full[window].critical_llr_01
+
+
+def test_stopping_early_keeps_every_small_p_value_and_ends_quiet_days_soon() -> None:
+    """Sequential Monte Carlo (Besag & Clifford 1991): a cluster whose p-value is below (1 + h) / (R + 1)
+    gets exactly the p-value of the full run; a day without an outbreak ends after few replicates."""
+    from analytics.scan import prospective_scans
+
+    xy = _grid_xy()
+    h, replications = 20, 399
+    planted = _planted_counts(np.random.default_rng(11), xy, extra_per_cell_day=3.0)
+    quiet = _null_counts(np.random.default_rng(12), xy.shape[0], STUDY_DAYS)
+    kwargs = dict(xy_m=xy, max_radius_m=1000.0, windows=(7, 21), replications=replications, seed=5)
+    bar = (1 + h) / (replications + 1)
+    early = {}
+    for name, counts in (("planted", planted), ("quiet", quiet)):
+        full = prospective_scans(_ids(xy.shape[0]), counts, **kwargs)
+        early[name] = prospective_scans(_ids(xy.shape[0]), counts, stop_after_exceedances=h, **kwargs)
+        for window in (7, 21):
+            kept = [c for c in full[window].clusters if c.p_value < bar]
+            assert [c for c in early[name][window].clusters if c.p_value < bar] == kept
+            if kept:  # the top cluster is near significance: every replicate was drawn
+                assert early[name][window].replications == replications
+    assert early["planted"][7].clusters[0].p_value < 0.01  # the planted day is significant ...
+    assert early["quiet"][21].replications < replications / 2  # ... the quiet one ends early
+    assert all(c.p_value >= bar for c in early["quiet"][21].clusters)
