@@ -169,16 +169,20 @@ def alert_specs(states: pd.DataFrame, sensors: pd.DataFrame, settings: Settings)
                                                                                            list[AlertSpec]]:
     """(threshold alerts, silent alerts) that should be open for these states."""
     tz = ZoneInfo(settings.city.timezone)
-    info = sensors.set_index("sensor_id")
+    # Plain dicts, not a per-row .loc: a city-wide outage makes thousands of silent sensors at once.
+    names, area_ids, area_names = (dict(zip(sensors["sensor_id"], sensors[c])) for c in ("name", "area_id",
+                                                                                          "area_name"))
     above, silent = [], []
-    for r in states.itertuples(index=False):
+    for r in states[states["state"].isin(("above", "silent"))].itertuples(index=False):
         kind = settings.sensors.kinds.get(r.kind)
-        if kind is None or r.state not in ("above", "silent"):
+        if kind is None:
             continue
-        meta = info.loc[r.sensor_id] if r.sensor_id in info.index else None
-        name = meta["name"] if meta is not None and isinstance(meta["name"], str) else r.sensor_id
-        area_id = meta["area_id"] if meta is not None and isinstance(meta["area_id"], str) else None
-        area = meta["area_name"] if meta is not None and isinstance(meta["area_name"], str) else "the city"
+        name = names.get(r.sensor_id)
+        name = name if isinstance(name, str) else r.sensor_id
+        area_id = area_ids.get(r.sensor_id)
+        area_id = area_id if isinstance(area_id, str) else None
+        area = area_names.get(r.sensor_id)
+        area = area if isinstance(area, str) else "the city"
         since: date = pd.Timestamp(r.since).tz_convert(tz).date()
         if r.state == "above":
             if kind.counts_people:  # the threshold, never the count

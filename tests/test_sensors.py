@@ -136,6 +136,31 @@ def test_job_flags_silent_sensors_raises_and_resolves_crossings(city_copy):
     assert len(fever) == 1 and "37.0" not in fever["detail"].iloc[0] and "at or above 5.0" in fever["detail"].iloc[0]
 
 
+def test_a_citywide_outage_raises_and_resolves_every_alert_in_one_pass(tmp_path):
+    """Thousands of sensors silent at once (a network outage): each gets one alert, kept while it stays
+    silent, resolved when it reports again, and a key once resolved is not raised again that day."""
+    from datetime import date
+
+    from store.queries_warning import AlertSpec, sync_alerts
+
+    def spec(i: int, since: date) -> AlertSpec:
+        return AlertSpec(f"sensor_silent:S{i:05d}", since, "warning", "sensor_silent", None, f"silent {i}", "d",
+                         "sensors.silent_factor", "3")
+    day = date(2026, 11, 30)
+    now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    with Store(tmp_path / "outage.duckdb") as store:
+        def sync(specs):
+            return store.submit(lambda con: sync_alerts(con, "sensor_silent", specs, now)).result()
+        assert sync([spec(i, day) for i in range(3000)]) == {"raised": 3000, "resolved": 0}
+        assert sync([spec(i, day) for i in range(3000)]) == {"raised": 0, "resolved": 0}
+        assert sync([spec(i, day) for i in range(1000)]) == {"raised": 0, "resolved": 2000}
+        assert sync([spec(i, day) for i in range(3000)]) == {"raised": 0, "resolved": 0}  # resolved keys stay so
+        assert sync([spec(i, date(2026, 12, 1)) for i in range(3000)]) == {"raised": 2000, "resolved": 0}
+        open_ = store.read("SELECT count(*) AS n, count(DISTINCT dedupe_key) AS keys FROM alerts "
+                           "WHERE status = 'active'").iloc[0]
+        assert int(open_["n"]) == int(open_["keys"]) == 3000
+
+
 def test_a_press_is_one_incident_with_an_audit_record(city_copy):
     store, settings, manifest = city_copy
     now = datetime.now(timezone.utc)
