@@ -16,7 +16,10 @@ Everything lands in ``var/bench/scale-p<people>-d<days>-r<readings>/`` (files, `
 Prints one JSON line: rows per kind, load seconds and rows/s per kind, the writer's ms per 5,000-row
 readings batch at 10 % and at 100 % of the readings load (the target: flat, at most 1.5x), the
 database MB and the load's peak RSS (generation runs in a child process, so it is the ingest's own).
-Baseline in the same run: the writer's ms at 10 % is the baseline for the ms at 100 %.
+Baseline in the same run: the writer's ms at 10 % is the baseline for the ms at 100 %; and the
+readings path against the per-record one (``FileIngestor(..., bulk_readings=False)``, every row through
+the record validator): after the load, the first ``BASELINE_ROWS`` rows of the first readings file, under
+new keys, are loaded once by each path into the same database (``baseline``: rows/s of each, and their ratio).
 
 Run: ``python bench/scale.py [--people 1000000 --days 365 --readings 10000000]`` (the default city takes
 long: at 26 k rows/s, ten minutes of readings alone); ``--people 100000 --readings 1000000`` for a quick one.
@@ -55,6 +58,7 @@ PRECINCT_GRID = (5, 4)
 WIDTH_DEG, HEIGHT_DEG = 0.20, 0.18
 EDGE_MARGIN = 1e-4  # points stay this far (degrees, ~11 m) inside their grid cell: never on a shared edge
 READINGS_PER_FILE = 1_000_000
+BASELINE_ROWS = 100_000  # the per-record path takes ~5 s for these at ~20 k rows/s
 STATUS_P = {"confirmed": 0.80, "suspected": 0.10, "recovered": 0.08, "deceased": 0.02}
 SEVERITY_P = {"asymptomatic": 0.3, "mild": 0.45, "moderate": 0.17, "severe": 0.06, "critical": 0.02}
 AGE_BANDS = ("0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80+")
@@ -240,7 +244,10 @@ def load(out: Path) -> dict:
             k = per_kind.setdefault(kind_from_name(path.name), {"rows": 0, "seconds": 0.0})
             k["rows"] += result.result.accepted
             k["seconds"] += seconds
+        loaded = list(batches)  # the baseline's batches below are not the load's
+        baseline = compare_readings_paths(store, contexts, settings, out)
     db = settings.path(settings.store.path)
+    batches = loaded
     total = batches[-1][0] if batches else 0
 
     def ms_near(fraction: float) -> float | None:
@@ -255,10 +262,49 @@ def load(out: Path) -> dict:
         "rows_per_s": {k: round(v["rows"] / v["seconds"]) for k, v in per_kind.items() if v["seconds"] > 0},
         "writer_ms_per_batch_at_10pct": at10, "writer_ms_per_batch_at_100pct": at100,
         "writer_growth": round(at100 / at10, 2) if at10 and at100 else None, "writer_growth_target_max": 1.5,
-        "readings_batches": len(batches),
+        "readings_batches": len(batches), "baseline": baseline,
         "database_mb": round(sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 1e6, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def compare_readings_paths(store, contexts, settings, out: Path) -> dict:
+    """Rows/s of the bulk readings path and of the per-record path on the same slice, into the loaded store.
+
+    Each path gets the slice under keys of its own (seq moved past the generated ones), so both insert
+    new rows into a table of the full load's size."""
+    from ingest.files import FileIngestor
+    first = min((out / "inbox").glob("readings-*.csv"))
+    with first.open(encoding="utf-8", newline="") as f:
+        header = f.readline()
+        lines = [f.readline() for _ in range(BASELINE_ROWS)]
+    lines = [ln for ln in lines if ln]
+    seq_at = header.rstrip("\r\n").split(",").index("seq")
+    folder = out / "baseline"
+    folder.mkdir(exist_ok=True)
+    rates = {}
+    for n, (name, bulk) in enumerate((("bulk", True), ("per_record", False)), start=1):
+        path = folder / f"readings-baseline-{name}.csv"
+        with path.open("w", encoding="utf-8", newline="") as f:
+            f.write(header)
+            for ln in lines:
+                cells = ln.split(",")
+                cells[seq_at] = str(int(cells[seq_at]) + n * 10**12)
+                f.write(",".join(cells))
+        files = FileIngestor(store, contexts, batch_rows=settings.ingest.batch_max_rows, bulk_readings=bulk)
+        t0 = time.perf_counter()
+        result = files.ingest_file(path)
+        seconds = time.perf_counter() - t0
+        if result.error or result.result.accepted != len(lines):
+            raise SystemExit(f"baseline {name}: {result.error or result.result}")
+        rates[name] = round(len(lines) / seconds)
+    shutil.rmtree(folder)
+    # The served dataset stays the generated city: the slices' rows and bookkeeping go again.
+    store.write("DELETE FROM readings WHERE seq >= ?", [10**12])
+    store.write("DELETE FROM ingest_log WHERE source LIKE 'file:readings-baseline-%'")
+    store.write("DELETE FROM ingested_files WHERE name LIKE 'readings-baseline-%'")
+    return {"rows": len(lines), "rows_per_s_bulk": rates["bulk"], "rows_per_s_per_record": rates["per_record"],
+            "speedup": round(rates["bulk"] / rates["per_record"], 1)}
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ingest.records import Reject, ValidationContext, content_hash, validate_record
+from store.row_hash import store_hash_sql
 from store.schema import INGEST_TABLES
 from store.store import BatchResult, IngestBatch, QuarantineRow, Store, StoreClosed
 
@@ -38,7 +39,8 @@ class BatchBuilder:
         """Validate and keep one record; return True if it was valid."""
         try:
             row = validate_record(kind, record, ctx, from_text=from_text)
-            row["content_hash"] = content_hash(row, INGEST_TABLES[kind].columns)
+            if store_hash_sql(INGEST_TABLES[kind].table) is None:  # readings: the store hashes them (store/row_hash.py)
+                row["content_hash"] = content_hash(row, INGEST_TABLES[kind].columns)
         except Reject as rej:
             self.reject(rej.code, rej.detail, raw, kind=kind, source=source)
             return False
@@ -58,7 +60,8 @@ class BatchBuilder:
     def build(self, *, file_sha256: str | None = None, file_name: str | None = None) -> IngestBatch:
         frames = {}
         for kind, rows in self._rows.items():
-            columns = [*INGEST_TABLES[kind].columns, "content_hash", "raw_payload"]
+            spec = INGEST_TABLES[kind]
+            columns = [*spec.columns, *([] if store_hash_sql(spec.table) else ["content_hash"]), "raw_payload"]
             frames[kind] = pd.DataFrame.from_records(rows, columns=columns)
         return IngestBatch(source=self.source, channel=self.channel, rows_by_kind=frames,
                            quarantined=tuple(self._quarantined), file_sha256=file_sha256, file_name=file_name)

@@ -5,8 +5,9 @@ compute kernels, and every line's first failing check is found with column expre
 order ``ingest.records.validate_record`` checks a reading: ragged row, unknown field, then per field
 in FIELD_SPECS order (missing, type, range; the timestamp's offset and its year-1 overflow), then
 ``ingest.earliest_date`` (a 1900-01-01 placeholder), the future, the sensor registry. The accepted
-rows leave as one Arrow table, typed as the record validator types them and with the same
-``content_hash``; the store inserts it in one statement (store/bulk_write.py).
+rows leave as one Arrow table, typed as the record validator types them; the store inserts it in
+one statement and computes each reading's ``content_hash`` there, from the typed columns, as it
+does for readings from every other path (store/row_hash.py, store/bulk_write.py).
 
 Exactness is kept by a rule rather than by re-implementing every corner of Python's parsers: the
 column expressions only decide rows written the ordinary way (printable ASCII, decimal integers,
@@ -25,7 +26,6 @@ fields that span lines.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,12 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.batch import describe_exception
-from ingest.records import FIELD_SPECS, INT64_MAX, Reject, ValidationContext, content_hash, validate_record
-from store.schema import INGEST_TABLES
+from ingest.records import FIELD_SPECS, INT64_MAX, Reject, ValidationContext, validate_record
 
 log = logging.getLogger(__name__)
 KIND = "reading"
-COLUMNS = INGEST_TABLES[KIND].columns  # sensor_id, seq, ts, metric, value, unit
 # A block of whole lines validated and stored together: large enough that the per-statement costs
 # (registering the table, the temp table, the insert) vanish per row, small enough that the Arrow
 # columns of one block and the one being stored stay a few tens of MB (bench/ingest_memory.py).
@@ -53,11 +51,9 @@ _DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$"  # finite 
 _DECIMAL_MAX_CHARS = 30
 _TIMESTAMP = (r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})[T ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})"
               r"(?:\.(?P<f>[0-9]{1,6}))?(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})?$")
-_NOT_PLAIN = r"[^\t\x20-\x7e]"  # beyond printable ASCII and tab: str.strip() and repr() differ from Arrow's
-_QUOTE_OR_BACKSLASH = r"['\\]"  # repr() of such text is not just the text in single quotes
+_NOT_PLAIN = r"[^\t\x20-\x7e]"  # beyond printable ASCII and tab: str.strip() differs from Arrow's trim
 _TEXT_BLANKS = " \t"  # what str.strip() removes from printable ASCII
 _US = 1_000_000
-_DAY_US = 86_400 * _US
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -68,7 +64,6 @@ def _us(dt: datetime) -> int:
 
 _MIN_UTC_US = _us(datetime(1, 1, 1, tzinfo=timezone.utc))  # Python's datetime holds no earlier time
 _MAX_UTC_US = _us(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc))
-_YEAR_1000_US = _us(datetime(1000, 1, 1, tzinfo=timezone.utc))  # isoformat() pads earlier years: left to Python
 
 Replay = Callable[[str], tuple[Any, bytes]]  # one physical line -> (record or Unreadable, raw), as ingest.files reads it
 
@@ -76,7 +71,7 @@ Replay = Callable[[str], tuple[Any, bytes]]  # one physical line -> (record or U
 @dataclass
 class BlockVerdict:
     """What one block's lines came to."""
-    accepted: pa.Table | None  # the kind's columns, content_hash, raw_payload, __row (the line number)
+    accepted: pa.Table | None  # the kind's columns, raw_payload, __row (the line number)
     lines: int = 0  # physical lines in the block
     rejects: list[tuple[int, str, str, bytes]] = field(default_factory=list)  # (line, code, detail, raw)
     vector_codes: dict[int, str] = field(default_factory=dict)  # line -> code the column expressions found
@@ -147,15 +142,12 @@ class _Judge:
         self.special |= self.open & where
 
 
-def _text_field(judge: _Judge, v, name: str, required: bool, parts: dict, typed: dict) -> None:
+def _text_field(judge: _Judge, v, name: str, required: bool, typed: dict) -> None:
     stripped = pc.utf8_trim(v, _TEXT_BLANKS)
     empty = _mask(pc.equal(stripped, ""))
     if required:
         judge.fail(empty, "missing_field")
-    judge.defer(_mask(pc.match_substring_regex(stripped, _QUOTE_OR_BACKSLASH)))
-    value = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), stripped)
-    typed[name] = value
-    parts[name] = pc.if_else(pa.array(empty), "None", pc.binary_join_element_wise("'", stripped, "'", ""))
+    typed[name] = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), stripped)
 
 
 def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: Header, ctx: ValidationContext,
@@ -189,7 +181,6 @@ def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: H
     gfields = fields if len(g) == n else fields.take(pa.array(g, pa.int64()))
     cols = {name: pc.list_element(gfields, j) for j, name in enumerate(header.names)}
     typed: dict[str, Any] = {}
-    parts: dict[str, Any] = {}
     utc_us = np.zeros(len(g), dtype=np.int64)
     if header.unknown:
         judge.fail(np.ones(len(g), dtype=bool), "unknown_field")
@@ -200,10 +191,9 @@ def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: H
                 if spec.required:
                     judge.fail(np.ones(len(g), dtype=bool), "missing_field")
                 typed[name] = pa.nulls(len(g), pa.string())
-                parts[name] = pa.array(["None"] * len(g), pa.string())
                 continue
             if name in ("sensor_id", "metric", "unit"):
-                _text_field(judge, v, name, spec.required, parts, typed)
+                _text_field(judge, v, name, spec.required, typed)
             elif name == "seq":
                 s = pc.utf8_trim(v, _TEXT_BLANKS)
                 judge.fail(_mask(pc.equal(s, "")), "missing_field")
@@ -213,7 +203,6 @@ def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: H
                 judge.fail(seq < 0, "negative_count")  # 18 digits stay under INT64_MAX (value_out_of_range)
                 assert 10**18 - 1 < INT64_MAX
                 typed[name] = pa.array(seq, pa.int64())
-                parts[name] = pc.cast(typed[name], pa.string())
             elif name == "ts":
                 utc_us = _timestamp_field(judge, v)
             elif name == "value":
@@ -222,14 +211,7 @@ def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: H
                 plain = _mask(pc.match_substring_regex(s, _DECIMAL)) & \
                     (np.asarray(pc.utf8_length(s).to_numpy(zero_copy_only=False)) <= _DECIMAL_MAX_CHARS)
                 judge.defer(~plain)
-                value = pc.cast(pc.if_else(pa.array(plain), s, "0"), pa.float64())
-                shown = pc.cast(value, pa.string())
-                vals = np.asarray(value.to_numpy(zero_copy_only=False))
-                # repr() writes 1e-05 and 1e+16 where Arrow writes digits (or the reverse): to Python
-                judge.defer(_mask(pc.match_substring(shown, "e")) | ((vals != 0) & (np.abs(vals) < 1e-4)))
-                has_point = _mask(pc.match_substring(shown, "."))
-                parts[name] = pc.if_else(pa.array(has_point), shown, pc.binary_join_element_wise(shown, ".0", ""))
-                typed[name] = value
+                typed[name] = pc.cast(pc.if_else(pa.array(plain), s, "0"), pa.float64())
         # after the fields: a placeholder date, then the reading's own checks (ingest.records._check_reading)
         judge.fail(utc_us < _us(datetime.combine(ctx.earliest_date, datetime.min.time(), timezone.utc)),
                    "date_too_old")
@@ -241,7 +223,7 @@ def judge_lines(lines: pa.Array, endings: np.ndarray, first_line: int, header: H
 
     ok = judge.open
     if ok.any():
-        verdict.accepted = _accepted_table(ok, g, line_no, lines, typed, parts, utc_us)
+        verdict.accepted = _accepted_table(ok, g, line_no, lines, typed, utc_us)
     python_rows: list[dict] = []
     for j in np.flatnonzero(judge.code != None):  # noqa: E711
         i = g[j]
@@ -299,55 +281,16 @@ def _timestamp_field(judge: _Judge, v) -> np.ndarray:
     # year 1, future_timestamp for 9999), found while the field is parsed, before the later fields.
     judge.fail((utc < _MIN_UTC_US) & (y == 1), "date_too_old")
     judge.fail((utc < _MIN_UTC_US) | (utc > _MAX_UTC_US), "future_timestamp")
-    judge.defer(utc < _YEAR_1000_US)
     return utc
 
 
-def _civil_from_days(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(year, month, day) of days since 1970-01-01 (H. Hinnant's civil_from_days), vectorised."""
-    z = z + 719_468
-    era = np.floor_divide(z, 146_097)
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + np.where(mp < 10, 3, -9)
-    return yoe + era * 400 + (m <= 2), m, d
-
-
-def _utc_isoformat(us: np.ndarray):
-    """``datetime.isoformat()`` of UTC times (years 1000 to 9999) from microseconds, as Arrow strings.
-
-    Digits come from casting 1YYYYMMDD-style integers to text and slicing, which zero-pads for free.
-    """
-    days, rest = np.divmod(us, _DAY_US)
-    y, m, d = _civil_from_days(days)
-    secs, micro = np.divmod(rest, _US)
-    date = pc.cast(pa.array(y * 10_000 + m * 100 + d), pa.string())
-    clock = pc.cast(pa.array(1_000_000 + (secs // 3600) * 10_000 + (secs // 60 % 60) * 100 + secs % 60), pa.string())
-    frac = pc.utf8_slice_codeunits(pc.cast(pa.array(1_000_000 + micro), pa.string()), 1)
-    cut = pc.utf8_slice_codeunits
-    text = pc.binary_join_element_wise(cut(date, 0, 4), "-", cut(date, 4, 6), "-", cut(date, 6, 8), "T",
-                                       cut(clock, 1, 3), ":", cut(clock, 3, 5), ":", cut(clock, 5, 7), "")
-    with_frac = pc.binary_join_element_wise(text, ".", frac, "+00:00", "")
-    return pc.if_else(pa.array(micro != 0), with_frac, pc.binary_join_element_wise(text, "+00:00", ""))
-
-
-def _accepted_table(ok: np.ndarray, g: np.ndarray, line_no: np.ndarray, lines: pa.Array, typed: dict, parts: dict,
+def _accepted_table(ok: np.ndarray, g: np.ndarray, line_no: np.ndarray, lines: pa.Array, typed: dict,
                     utc_us: np.ndarray) -> pa.Table:
     take = pa.array(np.flatnonzero(ok), pa.int64())
-    us = utc_us[ok]
-    ts = pa.array(us, pa.timestamp("us", tz="UTC"))
-    iso = _utc_isoformat(us)
-    joined = pc.binary_join_element_wise(*(parts[c].take(take) if c != "ts" else iso for c in COLUMNS), "\x1f")
-    blake = hashlib.blake2b
-    # The one per-row Python step: the content hash must be the record validator's (ingest.records.content_hash).
-    hashes = [blake(b, digest_size=12).hexdigest() for b in pc.cast(joined, pa.binary()).to_pylist()]
+    ts = pa.array(utc_us[ok], pa.timestamp("us", tz="UTC"))
     return pa.table({
         "sensor_id": typed["sensor_id"].take(take), "seq": typed["seq"].take(take), "ts": ts,
         "metric": typed["metric"].take(take), "value": typed["value"].take(take), "unit": typed["unit"].take(take),
-        "content_hash": pa.array(hashes, pa.string()),
         "raw_payload": pc.cast(lines.take(pa.array(g[ok], pa.int64())), pa.binary()),
         "__row": pa.array(line_no[g[ok]], pa.int64()),
     })
@@ -358,7 +301,6 @@ def _judge_one(verdict: BlockVerdict, line: int, record: dict, raw: bytes, ctx: 
     """One row through the record validator (as ingest.batch.BatchBuilder.add judges it)."""
     try:
         row = validate_record(KIND, record, ctx, from_text=True)
-        row["content_hash"] = content_hash(row, COLUMNS)
     except Reject as rej:
         code, detail = rej.code, rej.detail
     except Exception as exc:  # an input the validator does not foresee
@@ -387,7 +329,6 @@ def _python_rows_table(rows: list[dict]) -> pa.Table:
         "metric": pa.array([r["metric"] for r in rows], pa.string()),
         "value": pa.array([r["value"] for r in rows], pa.float64()),
         "unit": pa.array([r["unit"] for r in rows], pa.string()),
-        "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
         "raw_payload": pa.array([r["raw_payload"] for r in rows], pa.binary()),
         "__row": pa.array([r["__row"] for r in rows], pa.int64()),
     })

@@ -27,8 +27,8 @@ paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``):
   loop if it ever dies and reconnects a client left disconnected.
 
 Readings, the bulk of the traffic, go through :func:`fast_reading_row`, which accepts only
-well-formed records and produces exactly the row (and content hash) that
-``ingest.records.validate_record`` would; anything unusual is left to ``validate_record`` itself,
+well-formed records and produces exactly the row that ``ingest.records.validate_record`` would
+(their content hash is computed by the store, in SQL: store/row_hash.py); anything unusual is left to ``validate_record`` itself,
 and other kinds go through ``BatchBuilder.add``, so the reason codes are the same as for files.
 Payloads are parsed by orjson, and strictly (``ingest.jsontext.loads_strict``) only when a quote
 count cannot prove that no key repeats (:func:`loads_record_json`). The PUBACKs of a committed
@@ -37,7 +37,6 @@ a bare paho subscriber (see bench/ingest.py).
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -69,7 +68,7 @@ from ingest.batch import BatchBuilder, commit_rows_one_by_one, describe_exceptio
 from ingest.broker import Login
 from ingest.context import ContextProvider
 from ingest.jsontext import DuplicateKey, loads_strict
-from ingest.records import FIELD_SPECS, Reject, ValidationContext, content_hash, validate_record
+from ingest.records import FIELD_SPECS, Reject, ValidationContext, validate_record
 from ingest.topics import TopicLayout, TopicRoute
 from settings import ConfigError, IngestConfig, MqttConfig
 from store import Store, StoreClosed
@@ -99,12 +98,11 @@ PUBACK = 0x40
 _PUBACK_HEAD = (PUBACK << 24) | (2 << 16)  # fixed header byte, remaining length 2, then the packet id
 _READING_FIELDS = frozenset(FIELD_SPECS["reading"])
 _READING_FIELDS_ORDER = INGEST_TABLES["reading"].columns
-_READING_COLUMNS = (*_READING_FIELDS_ORDER, "content_hash", "raw_payload")
+_READING_COLUMNS = (*_READING_FIELDS_ORDER, "raw_payload")  # no content_hash: the store computes it
 # Beyond 2**53 a float cannot hold every integer, and a reading's value is stored as a float: such
 # numbers (and such seq numbers, rare enough) are left to the general validator to judge.
 _EXACT_FLOAT_INT = 2 ** 53
 _from_iso = datetime.fromisoformat
-_blake2b = hashlib.blake2b
 _isfinite = math.isfinite
 _UTC = timezone.utc
 _REJECTED = object()  # MessageBatch._parse: the payload was quarantined
@@ -207,8 +205,8 @@ def fast_reading_row(record: Any, sensor_ids: frozenset[str], check_registries: 
                      latest_allowed: datetime, earliest_allowed: datetime) -> tuple | None:
     """The stored row of a well-formed reading, or None to let the general validator judge it.
 
-    Returns (sensor_id, seq, ts, metric, value, unit, content_hash), equal to what
-    ``validate_record("reading", ...)`` and ``content_hash`` give for the same record; it only
+    Returns (sensor_id, seq, ts, metric, value, unit), equal to what
+    ``validate_record("reading", ...)`` gives for the same record; it only
     skips the per-field dispatch that makes the general path several times slower. Only ASCII
     text is taken here: the validator checks other text for JSON's lone-surrogate escapes.
     """
@@ -250,9 +248,7 @@ def fast_reading_row(record: Any, sensor_ids: frozenset[str], check_registries: 
         return None
     if check_registries and sensor_id not in sensor_ids:
         return None
-    digest = _blake2b("\x1f".join((repr(sensor_id), repr(seq), when.isoformat(), repr(metric), repr(value),
-                                   repr(unit))).encode(), digest_size=12).hexdigest()
-    return sensor_id, seq, when, metric, value, unit, digest
+    return sensor_id, seq, when, metric, value, unit
 
 
 # ---- JSON payloads ------------------------------------------------------------------------------
@@ -445,8 +441,7 @@ class MessageBatch:
         except Reject as rej:
             self.builder.reject(rej.code, rej.detail, raw, kind="reading", source=f"mqtt:{topic}")
             return
-        self._readings.append((*(full[c] for c in _READING_FIELDS_ORDER), content_hash(full, _READING_FIELDS_ORDER),
-                               raw))
+        self._readings.append((*(full[c] for c in _READING_FIELDS_ORDER), raw))
 
     def reject_unprocessable(self, topic: str, payload: bytes, exc: BaseException) -> None:
         """A message the code itself failed on (a bug): keep it for a person rather than lose it."""

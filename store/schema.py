@@ -126,9 +126,11 @@ def all_ddl() -> tuple[str, ...]:
                        schema_indicators, schema_tokens, schema_warning, schema_warnings)
     from store import schema_forecast, schema_hotspots
     from store import schema_sensors
+    from store import row_hash
     return (DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
             + schema_tokens.DDL + schema_indicators.DDL + schema_warnings.DDL + schema_addresses.DDL
-            + schema_hotspots.DDL + schema_forecast.DDL + schema_sensors.DDL + definitions.VIEWS)
+            + schema_hotspots.DDL + schema_forecast.DDL + schema_sensors.DDL + row_hash.MIGRATIONS
+            + definitions.VIEWS)
 
 
 def apply_schema(con) -> None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from store.row_hash import store_hash_sql
 from store.schema import INGEST_TABLES, apply_schema
 
 log = logging.getLogger(__name__)
@@ -215,9 +216,13 @@ class Store:
             return insert_arrow_rows(con, spec, self._column_types[spec.table], kind, rows, source, now)
         key = list(spec.key)
         rows = rows.reset_index(drop=True)
+        # Readings' hash is the store's own (store/row_hash.py), computed in SQL from the typed columns;
+        # inside the batch their typed columns themselves say what is identical.
+        stored_hash = store_hash_sql(spec.table)
+        content = list(spec.columns) if stored_hash else key + ["content_hash"]
         # Inside one batch: an identical repeat is a duplicate, a different record under the same
         # key is a conflict; the first occurrence goes on to be compared with the store.
-        identical = rows.duplicated(subset=key + ["content_hash"], keep="first")
+        identical = rows.duplicated(subset=content, keep="first")
         rows_unique = rows[~identical]
         same_key = rows_unique.duplicated(subset=key, keep="first")
         conflict_frames = [rows_unique[same_key]]
@@ -227,10 +232,12 @@ class Store:
         candidates["__row"] = range(len(candidates))
         types = self._column_types[spec.table]
         casts = ", ".join(f"CAST(\"{c}\" AS {types[c]}) AS \"{c}\"" for c in spec.columns)
-        staged_in = candidates[["__row", *spec.columns, "content_hash"]]
+        staged_in = candidates[["__row", *spec.columns] + ([] if stored_hash else ["content_hash"])]
         con.register("batch_in", staged_in)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT __row, {casts}, content_hash FROM batch_in")
+            typed = f"SELECT __row, {casts}{'' if stored_hash else ', content_hash'} FROM batch_in"
+            con.execute("CREATE OR REPLACE TEMP TABLE staged AS "
+                        + (f"SELECT *, {stored_hash} AS content_hash FROM ({typed})" if stored_hash else typed))
         finally:
             con.unregister("batch_in")
         cols = ", ".join(f"\"{c}\"" for c in spec.columns)
