@@ -8,6 +8,8 @@ was released, whichever page, callback or API handler released it.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -32,6 +34,26 @@ def note_release(resource: str, level: str, rows: int) -> None:
     ledger = _ledger.get()
     if ledger is not None and rows > 0:
         ledger.append(Release(resource, level, rows))
+    for recorder in _recorders.get():
+        if rows > 0:
+            recorder.append(Release(resource, level, rows))
+
+
+# Open recordings (services.read_cache): a read answered later from a cache notes again what it released
+# when it was computed, so a cached answer is audited as a fresh one would be.
+_recorders: contextvars.ContextVar[tuple[list[Release], ...]] = contextvars.ContextVar("pheoc_recorders",
+                                                                                         default=())
+
+
+@contextmanager
+def recording() -> Iterator[list[Release]]:
+    """The releases noted inside the block (noted in the request's ledger as well, as always)."""
+    noted: list[Release] = []
+    token = _recorders.set((*_recorders.get(), noted))
+    try:
+        yield noted
+    finally:
+        _recorders.reset(token)
 
 
 def take_releases() -> list[Release]:

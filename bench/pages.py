@@ -232,6 +232,7 @@ def main() -> None:
     args = ap.parse_args()
     settings = demo_dataset() if args.dataset == "demo" else scale_dataset(args.scale_dir)
 
+    import tests.conftest  # noqa: F401  first: tests.auth_helpers and tests.browser import each other through it
     from tests.auth_helpers import TEST_PASSWORD
     from tests.browser import city_of, serve_database_copy
     folder = Path(tempfile.mkdtemp(prefix="pheoc-bench-pages-"))

@@ -26,8 +26,7 @@ def briefing_map(b: Briefing, outlines: Sequence[dict], height: int | None = Non
     force and the scan's clusters of the day on top when the principal may see them."""
     k = b.min_count
     if b.clusters is None or b.map.grain != "cell":
-        fig = hex_map_figure(b.map.rows, outlines, grain=b.map.grain, min_count=k, height=height)
-        return fig
+        return go.Figure(hex_map_figure(b.map.rows, outlines, grain=b.map.grain, min_count=k, height=height))
     cells = b.map.rows.rename(columns={"value": "cases", "value__suppressed": "cases__suppressed"})
     cells = cells.assign(population=float("nan"), rate_per_100k=float("nan"))
     clusters = b.clusters.clusters
@@ -44,7 +43,7 @@ def briefing_figures(b: Briefing, outlines: Sequence[dict], *, for_print: bool =
     size = (lambda name: FIGURE_SIZES[name][1]) if for_print else (lambda name: None)
     figures = {
         "map": briefing_map(b, outlines, size("map")),
-        "trend": trend_figure(b.trend, min_count=b.min_count, height=size("trend")),
+        "trend": go.Figure(trend_figure(b.trend, min_count=b.min_count, height=size("trend"))),
         "capacity": capacity_trend_figure(b.trend, b.beds_band, b.beds_capacity, b.capacity.threshold,
                                           int(b.capacity.days_to_beds.value)
                                           if b.capacity.days_to_beds.value is not None else None,

@@ -28,6 +28,8 @@ from dash import html
 from plotly.subplots import make_subplots
 
 from analytics.catalog import COUNT
+from components.basemap import rings_xy
+from components.figdict import coords
 from components.hexmap import hex_map_figure
 from components.theme import MUTED, OKABE_ITO, PANEL, TEXT, base_layout
 from services.formatting import display_value
@@ -76,27 +78,16 @@ def _flags(frame: pd.DataFrame, column: str) -> pd.Series:
 # ---- the map -----------------------------------------------------------------------------------
 def _cells_outline_xy(cells: Sequence[str]) -> tuple[list, list]:
     """Outer edges (and holes) of a set of cells, as one broken line (None between rings)."""
-    xs: list = []
-    ys: list = []
-    for pts in cells_to_outline_rings_lnglat(cells):
-        xs.extend([p[0] for p in pts] + [None])
-        ys.extend([p[1] for p in pts] + [None])
-    return xs, ys
+    return rings_xy(cells_to_outline_rings_lnglat(cells))
 
 
 def _cells_fill_xy(cells: Sequence[str]) -> tuple[list, list]:
-    xs: list = []
-    ys: list = []
-    for cell in cells:
-        pts = cell_to_boundary_lnglat(cell)
-        xs.extend([p[0] for p in pts] + [None])
-        ys.extend([p[1] for p in pts] + [None])
-    return xs, ys
+    return rings_xy([cell_to_boundary_lnglat(cell) for cell in cells])
 
 
 def _circle_xy(lat: float, lng: float, radius_m: float) -> tuple[list[float], list[float]]:
     ring = circle_to_ring_lnglat(lat, lng, radius_m)
-    return list(ring[:, 0]), list(ring[:, 1])
+    return list(coords(ring[:, 0])), list(coords(ring[:, 1]))
 
 
 def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.DataFrame, clusters: pd.DataFrame,
@@ -120,10 +111,9 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     else:
         rows = cells[["h3_cell", "cases"]].rename(columns={"cases": "value"}).assign(value__suppressed=hidden)
         base = hex_map_figure(rows, outlines, min_count=min_count, value_label="cases")
-    fig = go.Figure(layout=base.layout)
-    for trace in base.data:
-        if trace.name != "places":  # hexmap's hover layer: replaced by the click layer below
-            fig.add_trace(trace)
+    fig = go.Figure(layout=base["layout"])
+    # hexmap's hover layer ("places") is replaced by the click layer below.
+    fig.add_traces([trace for trace in base["data"] if trace.get("name") != "places"])
     if measure == "hotspots":
         _add_hotspot_layer(fig, hotspots if hotspots is not None else pd.DataFrame())
     if measure == "rate" and hidden.any():
@@ -135,35 +125,38 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     zone_of_cell: dict[str, tuple[str, str]] = {}
     order = sorted(zones.itertuples(index=False), key=lambda z: -list(tiers).index(z.tier) if z.tier in tiers else 0) \
         if len(zones) else []
-    legend_done: set[str] = set()
-    for zone in reversed(order):  # least restrictive first, so the red core is drawn on top
-        style = tier_style(zone.tier, tiers)
-        cells_of_zone = list(zone.cells)
-        for cell in cells_of_zone:
+    # One fill and one edge trace per tier (not per zone): least restrictive first, so the red core is on top.
+    by_tier: dict[str, list] = {}
+    for zone in reversed(order):
+        by_tier.setdefault(zone.tier, []).append(zone)
+        for cell in zone.cells:
             zone_of_cell[cell] = (zone.zone_id, zone.tier)
-        xs, ys = _cells_fill_xy(cells_of_zone)
-        show = zone.tier not in legend_done
-        legend_done.add(zone.tier)
+    for tier, tier_zones in by_tier.items():
+        style = tier_style(tier, tiers)
+        xs, ys = _cells_fill_xy([cell for zone in tier_zones for cell in zone.cells])
         fig.add_trace(go.Scatter(
             x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0), fillcolor="rgba(0,0,0,0)",
             fillpattern=dict(shape=style["pattern"], fgcolor=style["colour"], bgcolor="rgba(0,0,0,0)",
                              size=9, solidity=0.25),
-            name=f"{zone.tier} zone ({style['fill']}, {style['dash']} edge)", legendgroup=f"tier-{zone.tier}",
-            showlegend=show, hoverinfo="skip"))
-        xs, ys = _cells_outline_xy(cells_of_zone)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{zone.tier} zone edge",
+            name=f"{tier} zone ({style['fill']}, {style['dash']} edge)", legendgroup=f"tier-{tier}",
+            showlegend=True, hoverinfo="skip"))
+        edges = [_cells_outline_xy(list(zone.cells)) for zone in tier_zones]  # each zone's own outline
+        fig.add_trace(go.Scatter(x=[x for e in edges for x in e[0]], y=[y for e in edges for y in e[1]],
+                                 mode="lines", name=f"{tier} zone edge",
                                  line=dict(color=style["colour"], width=style["width"], dash=style["dash"]),
-                                 legendgroup=f"tier-{zone.tier}", showlegend=False, hoverinfo="skip"))
+                                 legendgroup=f"tier-{tier}", showlegend=False, hoverinfo="skip"))
 
     edge_m = average_cell_edge_m(resolution)
     if len(clusters):
-        for c in clusters.itertuples(index=False):
+        xs, ys = [], []
+        for c in clusters.itertuples(index=False):  # every circle in one trace, a break between them
             # The circle reaches the far edge of the outermost cell, not just its centre.
-            xs, ys = _circle_xy(c.centre_lat, c.centre_lng, float(c.radius_m) + edge_m)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
-                                     line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
-                                     name="detected cluster (scan circle)", legendgroup="clusters",
-                                     showlegend=bool(c.rank == clusters["rank"].min()), hoverinfo="skip"))
+            cx, cy = _circle_xy(c.centre_lat, c.centre_lng, float(c.radius_m) + edge_m)
+            xs.extend([*cx, None])
+            ys.extend([*cy, None])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CLUSTER_COLOUR, width=3, dash="longdash"),
+                                 name="detected cluster (scan circle)", legendgroup="clusters", showlegend=True,
+                                 hoverinfo="skip"))
         for c in clusters.itertuples():
             # A boxed label at the top of the circle stays legible over patterned zones.
             fig.add_annotation(x=c.centre_lng, y=lat_north_of(c.centre_lat, float(c.radius_m) + edge_m),
@@ -212,7 +205,8 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
             if cell in zone_of_cell:
                 parts.append(f"{zone_of_cell[cell][1]} zone {zone_of_cell[cell][0]}")
             hover.append("<br>".join(parts + [f"cell {cell}", "click for its history"]))
-        fig.add_trace(go.Scatter(x=centres[:, 1], y=centres[:, 0], mode="markers", name="cells", showlegend=False,
+        fig.add_trace(go.Scatter(x=coords(centres[:, 1]), y=coords(centres[:, 0]),
+                                 mode="markers", name="cells", showlegend=False,
                                  marker=dict(size=11, opacity=0), hovertext=hover, hoverinfo="text",
                                  hoverlabel=dict(bgcolor=PANEL, bordercolor=TEXT, font=dict(color=TEXT)),
                                  customdata=[["cell", c] for c in click_cells]))

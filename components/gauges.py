@@ -5,8 +5,9 @@ with its credible interval, and the days-until-capacity tile.
 Rockland County's "Early Warning Dashboard" (New York, 2020) put new infections, severity and hospital
 capacity on one screen so that a rise in the first is seen next to what it will do to the last; the three
 panels here share one x axis for that reason. Builders take plain data (DataFrames and the read-model
-dataclasses of services.early_warning, imported for type checking only) and return Plotly figures or
-Dash components; they never read the store.
+dataclasses of services.early_warning, imported for type checking only) and return figures (the gauges and
+the aligned view as plain dicts, components.figdict: they are on the wall's refresh path) or Dash
+components; they never read the store.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import html
-from plotly.subplots import make_subplots
 
 from components.charts import count_hover
+from components.figdict import figure
 from components.kpi import indicator_attributes
 from components.text import plotly_text
 from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, TEXT, base_layout
@@ -76,7 +77,8 @@ def _ticks(gauge: IndicatorGauge) -> list[float]:
     return sorted({*marks, *ends})
 
 
-def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> go.Indicator:
+def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> dict:
+    """The dial as a plain Plotly trace (a dict: no validators on the wall's refresh path)."""
     tickvals = _ticks(gauge)
     ticktext = [_format_number(v, gauge.is_fraction) for v in tickvals]
     number = {"font": {"size": 26, "color": gauge.colour or TEXT}}
@@ -84,11 +86,12 @@ def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_doma
         number["valueformat"] = ".1%"
     else:
         number["valueformat"] = ",.0f" if gauge.value is not None and abs(gauge.value) >= 100 else ",.2f"
-    return go.Indicator(
-        mode="gauge+number" if gauge.value is not None else "gauge",
-        value=gauge.value if gauge.value is not None else gauge.axis_min,
-        number=number,
-        gauge={
+    return {
+        "type": "indicator",
+        "mode": "gauge+number" if gauge.value is not None else "gauge",
+        "value": gauge.value if gauge.value is not None else gauge.axis_min,
+        "number": number,
+        "gauge": {
             "shape": "angular",
             "axis": {"range": [gauge.axis_min, gauge.axis_max], "tickvals": tickvals, "ticktext": ticktext,
                      "tickfont": {"size": 13, "color": MUTED}, "tickwidth": 2, "tickcolor": TEXT},
@@ -96,8 +99,8 @@ def gauge_indicator(gauge: IndicatorGauge, x_domain: tuple[float, float], y_doma
             "bgcolor": PANEL, "borderwidth": 0,
             "steps": gauge_steps(gauge),
         },
-        domain={"x": list(x_domain), "y": list(y_domain)},
-    )
+        "domain": {"x": list(x_domain), "y": list(y_domain)},
+    }
 
 
 def gauge_status(gauge: IndicatorGauge) -> tuple[str, str]:
@@ -111,16 +114,16 @@ def gauge_status(gauge: IndicatorGauge) -> tuple[str, str]:
     return (gauge.level_label or "not assessed"), (gauge.colour or MUTED)
 
 
-def gauge_figure(gauge: IndicatorGauge, height: int = 250) -> go.Figure:
+def gauge_figure(gauge: IndicatorGauge, height: int = 250) -> dict:
     """One gauge with its title and level above the dial (Plotly's own title would overlap a short dial)."""
-    fig = go.Figure(gauge_indicator(gauge, (0.04, 0.96), (0.02, 0.62)))
     status, colour = gauge_status(gauge)
     label = "<br>".join(plotly_text(line) for line in textwrap.wrap(gauge.label, LABEL_WRAP_CHARS))
-    fig.add_annotation(x=0.5, y=0.99, xref="paper", yref="paper", yanchor="top", showarrow=False, align="center",
-                       text=f"{label}<br><span style='color:{colour}'><b>{plotly_text(status)}</b></span>",
-                       font={"size": 14, "color": TEXT})
-    fig.update_layout(**base_layout(height=height, margin=dict(l=12, r=12, t=6, b=4)))
-    return fig
+    title = {"x": 0.5, "y": 0.99, "xref": "paper", "yref": "paper", "yanchor": "top", "showarrow": False,
+             "align": "center", "font": {"size": 14, "color": TEXT},
+             "text": f"{label}<br><span style='color:{colour}'><b>{plotly_text(status)}</b></span>"}
+    layout = base_layout(height=height, margin=dict(l=12, r=12, t=6, b=4))
+    layout["annotations"] = [title]
+    return {"data": [gauge_indicator(gauge, (0.04, 0.96), (0.02, 0.62))], "layout": layout}
 
 
 def gauge_cards(gauges: Sequence[IndicatorGauge], graph_config: dict | None = None) -> list:
@@ -136,89 +139,124 @@ def gauge_cards(gauges: Sequence[IndicatorGauge], graph_config: dict | None = No
 
 
 # ---- the aligned view ---------------------------------------------------------------------------------
-def _band_traces(fig, bands: pd.DataFrame, series: str, row: int, name: str, colour: str, scale: float = 1.0,
-                 show_legend: bool = True) -> None:
+ROWS = 3
+ROW_GAP = 0.07  # of the plot's height between two rows
+
+
+def _row_domains() -> list[list[float]]:
+    """y domains of the three rows, top first (as plotly.subplots would lay them out)."""
+    height = (1 - ROW_GAP * (ROWS - 1)) / ROWS
+    return [[1 - (r + 1) * height - r * ROW_GAP, 1 - r * height - r * ROW_GAP] for r in range(ROWS)]
+
+
+def _axis(row: int) -> str:
+    return "" if row == 1 else str(row)
+
+
+def _days(values) -> list[str]:
+    return [f"{d:%Y-%m-%d}" for d in pd.to_datetime(values)]
+
+
+def _floats(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+
+
+def _band_traces(bands: pd.DataFrame, series: str, row: int, name: str, colour: str, scale: float = 1.0,
+                 show_legend: bool = True) -> list[dict]:
     band = bands[bands["series"] == series].sort_values("day") if not bands.empty else bands
     if band.empty:
-        return
-    x = pd.to_datetime(band["day"])
-    fig.add_trace(go.Scatter(x=x, y=band["q95"] / scale, mode="lines", line={"width": 0}, hoverinfo="skip",
-                             showlegend=False, legendgroup=f"band-{series}"), row=row, col=1)
-    fig.add_trace(go.Scatter(x=x, y=band["q05"] / scale, mode="lines", line={"width": 0}, fill="tonexty",
-                             fillcolor=BAND_FILL, name="forecast 5–95 %", legendgroup="band",
-                             showlegend=show_legend, hoverinfo="skip"), row=row, col=1)
-    fig.add_trace(go.Scatter(x=x, y=band["median"] / scale, mode="lines", name=name,
-                             line={"color": colour, "width": 2, "dash": "dash"}, legendgroup=f"band-{series}",
-                             hovertemplate="%{x|%d %b}: %{y:,.2f}<extra>" + name + "</extra>"), row=row, col=1)
+        return []
+    x, axes = _days(band["day"]), {"xaxis": f"x{_axis(row)}", "yaxis": f"y{_axis(row)}"}
+    return [
+        {"type": "scatter", "x": x, "y": _floats(band["q95"]) / scale, "mode": "lines", "line": {"width": 0},
+         "hoverinfo": "skip", "showlegend": False, "legendgroup": f"band-{series}", **axes},
+        {"type": "scatter", "x": x, "y": _floats(band["q05"]) / scale, "mode": "lines", "line": {"width": 0},
+         "fill": "tonexty", "fillcolor": BAND_FILL, "name": "forecast 5–95 %", "legendgroup": "band",
+         "showlegend": show_legend, "hoverinfo": "skip", **axes},
+        {"type": "scatter", "x": x, "y": _floats(band["median"]) / scale, "mode": "lines", "name": name,
+         "line": {"color": colour, "width": 2, "dash": "dash"}, "legendgroup": f"band-{series}",
+         "hovertemplate": "%{x|%d %b}: %{y:,.2f}<extra>" + name + "</extra>", **axes},
+    ]
 
 
 def aligned_view_figure(timeline: pd.DataFrame, bands: pd.DataFrame, min_count: int, capacity_threshold: float,
-                        as_of=None, height: int | None = None) -> go.Figure:
-    """New infections / severity / hospital capacity, three rows on one shared date axis, with forecasts.
+                        as_of=None, height: int | None = None) -> dict:
+    """New infections / severity / hospital capacity, three rows on one shared date axis, with forecasts,
+    as a figure dict (components.figdict).
 
     ``timeline``: services.series.daily_view (date, cases, cases_7d_avg, admissions, admissions_7d_avg,
     icu_admissions with ``__suppressed`` flags, and the city's census). ``bands``: series (cases, admissions, beds_occupied, icu_occupied), day,
     median, q05, q95. Occupancy is drawn as a share of capacity so beds and ICU share one axis with the
     threshold line.
     """
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
-                        subplot_titles=("New infections (cases per day)", "Severity: admissions per day",
-                                        "Hospital capacity (citywide occupancy)"))
+    domains = _row_domains()
+    titles = ("New infections (cases per day)", "Severity: admissions per day", "Hospital capacity (citywide occupancy)")
+    layout = base_layout(height=height, barmode="overlay", bargap=0.1,
+                         legend=dict(orientation="h", y=-0.06, font={"size": 14}), margin=dict(l=60, r=20, t=40, b=40))
+    annotations = [{"text": title, "x": 0.5, "y": domains[r][1], "xref": "paper", "yref": "paper", "xanchor": "center",
+                    "yanchor": "bottom", "showarrow": False} for r, title in enumerate(titles)]
+    shapes: list[dict] = []
+    for row in range(1, ROWS + 1):
+        a = _axis(row)
+        layout[f"xaxis{a}"] = {"anchor": f"y{a}", "domain": [0.0, 1.0], "gridcolor": GRID,
+                               **({"matches": f"x{ROWS}", "showticklabels": False} if row < ROWS else {})}
+        layout[f"yaxis{a}"] = {"anchor": f"x{a}", "domain": domains[row - 1], "gridcolor": GRID, "rangemode": "tozero"}
+    data: list[dict] = []
     if timeline.empty:
-        fig.update_layout(**base_layout(height=height))
-        return fig
-    x = pd.to_datetime(timeline["date"])
-    cases, case_text = timeline["cases"], count_hover(timeline["cases"], timeline.get("cases__suppressed"), min_count)
-    fig.add_trace(go.Bar(x=x, y=cases, name="cases / day", marker_color=OKABE_ITO["sky"], opacity=0.5,
-                         customdata=case_text, hovertemplate="%{x|%d %b}: %{customdata} cases<extra></extra>"),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=timeline["cases_7d_avg"], name="cases, 7-day avg",
-                             line={"color": OKABE_ITO["sky"], "width": 3}), row=1, col=1)
-    _band_traces(fig, bands, "cases", 1, "cases, forecast median", OKABE_ITO["sky"])
+        layout["annotations"] = [{**an, "font": {"size": 16, "color": TEXT}} for an in annotations]
+        return figure(data, layout)
+    x = _days(timeline["date"])
+    row1, row2, row3 = ({"xaxis": f"x{_axis(r)}", "yaxis": f"y{_axis(r)}"} for r in (1, 2, 3))
+    case_text = count_hover(timeline["cases"], timeline.get("cases__suppressed"), min_count)
+    data.append({"type": "bar", "x": x, "y": _floats(timeline["cases"]), "name": "cases / day",
+                 "marker": {"color": OKABE_ITO["sky"]}, "opacity": 0.5, "customdata": case_text,
+                 "hovertemplate": "%{x|%d %b}: %{customdata} cases<extra></extra>", **row1})
+    data.append({"type": "scatter", "x": x, "y": _floats(timeline["cases_7d_avg"]), "name": "cases, 7-day avg",
+                 "line": {"color": OKABE_ITO["sky"], "width": 3}, **row1})
+    data.extend(_band_traces(bands, "cases", 1, "cases, forecast median", OKABE_ITO["sky"]))
 
-    admissions = timeline["admissions"]
-    adm_text = count_hover(admissions, timeline.get("admissions__suppressed"), min_count)
-    icu_adm = timeline["icu_admissions"]
-    icu_text = count_hover(icu_adm, timeline.get("icu_admissions__suppressed"), min_count)
-    fig.add_trace(go.Bar(x=x, y=admissions, name="admissions / day", marker_color=OKABE_ITO["orange"], opacity=0.55,
-                         customdata=adm_text, hovertemplate="%{x|%d %b}: %{customdata} admitted<extra></extra>"),
-                  row=2, col=1)
-    fig.add_trace(go.Bar(x=x, y=icu_adm, name="ICU admissions / day", marker_color=OKABE_ITO["vermillion"],
-                         opacity=0.8, customdata=icu_text,
-                         hovertemplate="%{x|%d %b}: %{customdata} to ICU<extra></extra>"), row=2, col=1)
-    fig.add_trace(go.Scatter(x=x, y=timeline["admissions_7d_avg"],
-                             name="admissions, 7-day avg", line={"color": OKABE_ITO["orange"], "width": 3}),
-                  row=2, col=1)
-    _band_traces(fig, bands, "admissions", 2, "admissions, forecast median", OKABE_ITO["orange"], show_legend=False)
+    adm_text = count_hover(timeline["admissions"], timeline.get("admissions__suppressed"), min_count)
+    icu_text = count_hover(timeline["icu_admissions"], timeline.get("icu_admissions__suppressed"), min_count)
+    data.append({"type": "bar", "x": x, "y": _floats(timeline["admissions"]), "name": "admissions / day",
+                 "marker": {"color": OKABE_ITO["orange"]}, "opacity": 0.55, "customdata": adm_text,
+                 "hovertemplate": "%{x|%d %b}: %{customdata} admitted<extra></extra>", **row2})
+    data.append({"type": "bar", "x": x, "y": _floats(timeline["icu_admissions"]), "name": "ICU admissions / day",
+                 "marker": {"color": OKABE_ITO["vermillion"]}, "opacity": 0.8, "customdata": icu_text,
+                 "hovertemplate": "%{x|%d %b}: %{customdata} to ICU<extra></extra>", **row2})
+    data.append({"type": "scatter", "x": x, "y": _floats(timeline["admissions_7d_avg"]),
+                 "name": "admissions, 7-day avg", "line": {"color": OKABE_ITO["orange"], "width": 3}, **row2})
+    data.extend(_band_traces(bands, "admissions", 2, "admissions, forecast median", OKABE_ITO["orange"],
+                             show_legend=False))
 
     for share_column, total, series, name, colour in (
             ("bed_occupancy", "beds_total", "beds_occupied", "beds occupied", OKABE_ITO["purple"]),
             ("icu_occupancy", "icu_total", "icu_occupied", "ICU occupied", OKABE_ITO["vermillion"])):
-        share = timeline[share_column]
-        fig.add_trace(go.Scatter(x=x, y=share, name=name, line={"color": colour, "width": 3},
-                                 hovertemplate="%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>"), row=3, col=1)
+        data.append({"type": "scatter", "x": x, "y": _floats(timeline[share_column]), "name": name,
+                     "line": {"color": colour, "width": 3},
+                     "hovertemplate": "%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>", **row3})
         capacity = timeline[total].dropna()
         if len(capacity):
-            _band_traces(fig, bands, series, 3, f"{name}, forecast median", colour, scale=float(capacity.iloc[-1]),
-                         show_legend=False)
-    fig.add_hline(y=capacity_threshold, row=3, col=1, line={"color": STATUS_COLOURS["bad"], "width": 2, "dash": "dot"},
-                  annotation_text=f"{capacity_threshold:.0%} of capacity", annotation_position="top left",
-                  annotation_font={"color": STATUS_COLOURS["bad"], "size": 14})
+            data.extend(_band_traces(bands, series, 3, f"{name}, forecast median", colour,
+                                     scale=float(capacity.iloc[-1]), show_legend=False))
+    # The capacity threshold across the bottom row, labelled at its left end.
+    bad = STATUS_COLOURS["bad"]
+    shapes.append({"type": "line", "xref": f"x{ROWS} domain", "x0": 0, "x1": 1, "yref": f"y{ROWS}",
+                   "y0": capacity_threshold, "y1": capacity_threshold, "line": {"color": bad, "width": 2, "dash": "dot"}})
+    annotations.append({"text": f"{capacity_threshold:.0%} of capacity", "xref": f"x{ROWS} domain", "x": 0,
+                        "yref": f"y{ROWS}", "y": capacity_threshold, "xanchor": "left", "yanchor": "bottom",
+                        "showarrow": False})
     if as_of is not None:
-        for row in (1, 2, 3):
-            fig.add_vline(x=pd.Timestamp(as_of).timestamp() * 1000, row=row, col=1,
-                          line={"color": MUTED, "width": 1, "dash": "dot"})
-    fig.update_layout(**base_layout(height=height, barmode="overlay", bargap=0.1,
-                                    legend=dict(orientation="h", y=-0.06, font={"size": 14}),
-                                    margin=dict(l=60, r=20, t=40, b=40)))
-    for annotation in fig.layout.annotations:
-        annotation.font = {"size": 16, "color": TEXT}
-    fig.update_xaxes(gridcolor=GRID)
-    fig.update_yaxes(gridcolor=GRID, rangemode="tozero")
+        when = pd.Timestamp(as_of).timestamp() * 1000
+        for row in range(1, ROWS + 1):
+            shapes.append({"type": "line", "xref": f"x{_axis(row)}", "x0": when, "x1": when,
+                           "yref": f"y{_axis(row)} domain", "y0": 0, "y1": 1,
+                           "line": {"color": MUTED, "width": 1, "dash": "dot"}})
+    layout["annotations"] = [{**an, "font": {"size": 16, "color": TEXT}} for an in annotations]
+    layout["shapes"] = shapes
     for row, observed, series in ((1, timeline["cases"], "cases"), (2, timeline["admissions"], "admissions")):
-        fig.update_yaxes(range=[0, _visible_top(observed, bands, series)], row=row, col=1)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=3, col=1)
-    return fig
+        layout[f"yaxis{_axis(row)}"]["range"] = [0, _visible_top(observed, bands, series)]
+    layout[f"yaxis{ROWS}"].update(tickformat=".0%", range=[0, 1.05])
+    return figure(data, layout)
 
 
 def _visible_top(observed: pd.Series, bands: pd.DataFrame, series: str) -> float:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.catalog import COUNT
-from components.basemap import add_context_under, add_landmarks, rings_xy
+from components.basemap import context_under, landmarks
+from components.figdict import coords, figure, rings_arrays
 from components.text import plotly_text
 from services.formatting import display_value
 from components.theme import MUTED, SEQUENTIAL, base_layout
@@ -60,24 +60,24 @@ def _bin_label(lo: int, hi: int, min_count: int) -> str:
 
 def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str = "cell", min_count: int,
                    title: str = "", value_label: str = "cases", height: int | None = None,
-                   tile_url: str | None = None, tile_attribution: str = "", context: Sequence = ()) -> go.Figure:
+                   tile_url: str | None = None, tile_attribution: str = "", context: Sequence = ()) -> dict:
     """Cases per H3 cell (``grain`` "cell": rows h3_cell, value, value__suppressed) or per community area
-    (``grain`` "area": rows area_id, value, value__suppressed), over the city's outlines.
+    (``grain`` "area": rows area_id, value, value__suppressed), over the city's outlines, as a figure dict
+    (components.figdict).
 
     Withheld counts (value__suppressed) are drawn in the lowest bin and read "<k" on hover. ``context`` are
     the basemap's context layers (services.basemap): water and roads under the data, landmarks over it.
     """
-    fig = go.Figure()
     on_tiles = bool(tile_url)
-    add_context_under(fig, context, on_tiles=on_tiles)
+    data: list[dict] = context_under(context, on_tiles=on_tiles)
 
-    def trace(xs, ys, **kw):
+    def trace(xs, ys, **kw) -> dict:
         # Same layer on either canvas; MapLibre lines have no dash styles and text needs glyphs.
         if on_tiles:
             if "line" in kw:
                 kw["line"] = {k: v for k, v in kw["line"].items() if k != "dash"}
-            return go.Scattermap(lon=xs, lat=ys, **kw)
-        return go.Scatter(x=xs, y=ys, **kw)
+            return {"type": "scattermap", "lon": xs, "lat": ys, **kw}
+        return {"type": "scatter", "x": xs, "y": ys, **kw}
 
     rows = rows if len(rows) else pd.DataFrame(columns=["value", "value__suppressed"])
     suppressed = rows.get("value__suppressed", pd.Series(False, index=rows.index)).fillna(False).astype(bool)
@@ -98,10 +98,10 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
             places = [(c, [cell_to_boundary_lnglat(c)]) for c in sel["h3_cell"]]
         else:
             places = [(a, rings_of.get(a, [])) for a in sel["area_id"]]
-        xs, ys = rings_xy([ring for _, rings in places for ring in rings])
+        xs, ys = rings_arrays([ring for _, rings in places for ring in rings])
         colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
-        fig.add_trace(trace(xs, ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
-                            fillcolor=colour, name=f"{_bin_label(lo, hi, min_count)} {value_label}", hoverinfo="skip"))
+        data.append(trace(xs, ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
+                          fillcolor=colour, name=f"{_bin_label(lo, hi, min_count)} {value_label}", hoverinfo="skip"))
         for (place, rings), v, hidden in zip(places, sel["__value"], sel["__hidden"]):
             if not rings:
                 continue
@@ -114,37 +114,31 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
-            xs, ys = rings_xy(rings)
-            fig.add_trace(trace(xs, ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
-                                else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
+            xs, ys = rings_arrays(rings)
+            data.append(trace(xs, ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
+                              else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
     if centres_x:
-        fig.add_trace(trace(centres_x, centres_y, mode="markers", marker=dict(size=8, opacity=0),
-                            hovertext=hover, hoverinfo="text", showlegend=False, name="places"))
-    add_landmarks(fig, context, on_tiles=on_tiles)
+        data.append(trace(coords(centres_x), coords(centres_y), mode="markers", marker=dict(size=8, opacity=0),
+                          hovertext=hover, hoverinfo="text", showlegend=False, name="places"))
+    data.extend(landmarks(context, on_tiles=on_tiles))
+    layout = base_layout(showlegend=True, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    if title:
+        layout["title"] = {"text": plotly_text(title)}
+    all_x = [p[0] for o in outlines for r in o["rings"] for p in r] or [0.0]
+    all_y = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
     if on_tiles:
-        return _on_tiles(fig, outlines, tile_url, tile_attribution, title, height)
+        layout["map"] = dict(style=raster_style(tile_url, tile_attribution),
+                             center=dict(lat=(min(all_y) + max(all_y)) / 2, lon=(min(all_x) + max(all_x)) / 2),
+                             zoom=_zoom_for(max(all_x) - min(all_x), max(all_y) - min(all_y)))
+        return figure(data, layout)
     labels = [o for o in outlines if o["kind"] == "community" and o.get("label_lng") is not None]
     if labels:
-        fig.add_trace(go.Scatter(x=[o["label_lng"] for o in labels], y=[o["label_lat"] for o in labels],
-                                 mode="text", text=[plotly_text(o["name"]) for o in labels],
-                                 textfont=dict(color=MUTED, size=12), hoverinfo="skip", showlegend=False))
-    all_y = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
+        data.append({"type": "scatter", "x": coords(o["label_lng"] for o in labels),
+                     "y": coords(o["label_lat"] for o in labels), "mode": "text",
+                     "text": [plotly_text(o["name"]) for o in labels], "textfont": dict(color=MUTED, size=12),
+                     "hoverinfo": "skip", "showlegend": False})
     lat0 = (min(all_y) + max(all_y)) / 2
-    fig.update_layout(**base_layout(title=plotly_text(title), showlegend=True, height=height,
-                                    margin=dict(l=10, r=10, t=40 if title else 10, b=10)))
-    fig.update_xaxes(visible=False)
+    layout["xaxis"] = {"visible": False}
     # Equal ground distance on both axes at the city's latitude.
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1 / math.cos(math.radians(lat0)))
-    return fig
-
-
-def _on_tiles(fig: go.Figure, outlines: Sequence[dict], tile_url: str, attribution: str, title: str,
-              height: int | None) -> go.Figure:
-    xs = [p[0] for o in outlines for r in o["rings"] for p in r] or [0.0]
-    ys = [p[1] for o in outlines for r in o["rings"] for p in r] or [0.0]
-    fig.update_layout(**base_layout(title=title, showlegend=True, height=height,
-                                    margin=dict(l=10, r=10, t=40 if title else 10, b=10)),
-                      map=dict(style=raster_style(tile_url, attribution),
-                               center=dict(lat=(min(ys) + max(ys)) / 2, lon=(min(xs) + max(xs)) / 2),
-                               zoom=_zoom_for(max(xs) - min(xs), max(ys) - min(ys))))
-    return fig
+    layout["yaxis"] = {"visible": False, "scaleanchor": "x", "scaleratio": 1 / math.cos(math.radians(lat0))}
+    return figure(data, layout)

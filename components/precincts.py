@@ -117,8 +117,8 @@ def precinct_map_figure(outlines: Sequence[dict], rows: pd.DataFrame, tiers: Seq
             continue
         row = by_id.get(o["area_id"])
         xs, ys = rings_xy(o["rings"])
-        lngs.extend(x for x in xs if x is not None)
-        lats.extend(y for y in ys if y is not None)
+        lngs.extend(xs[~np.isnan(xs)])  # without the breaks between rings
+        lats.extend(ys[~np.isnan(ys)])
         tier = row.get("tier") if row else None
         name = plotly_text(o["name"])
         if row is None:

@@ -19,12 +19,14 @@ from components.capacity import (
     sort_label,
     supplies_table,
 )
+from components.figcache import cached_component, cached_figure
 from components.kpi import kpi_tile
 from pages import _ids as ids
 from pages._secure import clicked_pattern_id, secure_callback
 from auth.policy import current_principal
 from services.capacity import DEFAULT_SORT, capacity_view, facility_trend, sort_facilities
 from services.mapdata import area_outlines
+from services.read_cache import cached_read
 from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/capacity", title="pheoc · Capacity", name="Capacity", order=30)
@@ -97,6 +99,12 @@ def sort_capacity_table(_clicks, current):
     return {"col": col, "desc": desc}, labels
 
 
+def _table_body(facilities, column: str, descending: bool, *, horizon: int, min_count: int) -> list:
+    """The facility table's rows in the chosen order (one cached build per order and data)."""
+    rows = sort_facilities(facilities, column, descending) if len(facilities) else facilities
+    return facility_table_rows(rows, horizon=horizon, min_count=min_count)
+
+
 @secure_callback(
     "view_capacity",
     Output(ids.CAPACITY_ASOF, "children"), Output(ids.CAPACITY_KPIS, "children"),
@@ -112,24 +120,27 @@ def refresh_capacity(_n, sort, current_options):
     s = rt.settings
     cfg = s.capacity
     k = s.privacy.min_count
-    view = capacity_view(rt.store, s, current_principal(), datetime.now(timezone.utc))
+    principal = current_principal()
+    view = cached_read(rt.store, principal, "capacity", (),
+                       lambda: capacity_view(rt.store, s, principal, datetime.now(timezone.utc)))
     sort = sort if isinstance(sort, dict) else {}
-    rows = sort_facilities(view.facilities, str(sort.get("col", DEFAULT_SORT[0])), bool(sort.get("desc", True))) \
-        if len(view.facilities) else view.facilities
-    body = facility_table_rows(rows, horizon=s.early_warning.forecast_days, min_count=k)
+    body = cached_component(_table_body, view.facilities, str(sort.get("col", DEFAULT_SORT[0])),
+                            bool(sort.get("desc", True)), horizon=s.early_warning.forecast_days, min_count=k)
     tiles = [kpi_tile(t.figure, t.detail, t.status) for t in view.tiles]
-    fig_map = facility_map_figure(view.facilities, view.sites, view.demand, area_outlines(rt.store), min_count=k)
+    fig_map = cached_figure(facility_map_figure, view.facilities, view.sites, view.demand, area_outlines(rt.store),
+                            min_count=k)
     outlook = view.city_outlook
     threshold = s.early_warning.capacity_threshold
-    fig_city = capacity_trend_figure(view.citywide, view.city_band, outlook.capacity if outlook else None,
-                                     threshold, outlook.days_median if outlook else None)
+    fig_city = cached_figure(capacity_trend_figure, view.citywide, view.city_band,
+                             outlook.capacity if outlook else None, threshold,
+                             outlook.days_median if outlook else None)
     now = datetime.now(timezone.utc).astimezone()
     cases_to = f" · cases to {view.as_of:%d %b %Y}" if view.as_of else ""
     asof = [replay_banner(view.replay),
             f"Reports as of {view.reference_time:%a %d %b %Y %H:%M} UTC{cases_to} · "
             f"stale after {cfg.stale_after_hours:g} h · updated {now:%H:%M:%S}"]
-    supplies = supplies_table(view.supplies, cfg.supplies_warn_days)
-    sites = sites_table(view.sites, view.demand, min_count=k)
+    supplies = cached_component(supplies_table, view.supplies, cfg.supplies_warn_days)
+    sites = cached_component(sites_table, view.sites, view.demand, min_count=k)
     options = [{"label": "All hospitals", "value": CITYWIDE}] + [
         {"label": f"{r.name}" + (" (stale)" if r.stale else ""), "value": r.facility_id}
         for r in view.facilities.sort_values("name").itertuples(index=False)] if len(view.facilities) else [
@@ -149,10 +160,11 @@ def refresh_facility_trend(facility_id, _n):
     rt = current_runtime()
     threshold = rt.settings.early_warning.capacity_threshold
     horizon = rt.settings.early_warning.forecast_days
-    trend = facility_trend(rt.store, rt.settings, current_principal(), str(facility_id or CITYWIDE),
-                           datetime.now(timezone.utc))
+    principal, facility = current_principal(), str(facility_id or CITYWIDE)
+    trend = cached_read(rt.store, principal, "capacity.facility_trend", (facility,),
+                        lambda: facility_trend(rt.store, rt.settings, principal, facility, datetime.now(timezone.utc)))
     days = trend.outlook.days_median if trend.outlook else None
-    fig = capacity_trend_figure(trend.history, trend.band, trend.capacity, threshold, days)
+    fig = cached_figure(capacity_trend_figure, trend.history, trend.band, trend.capacity, threshold, days)
     if trend.outlook is None:
         verdict = "no projection"
     elif trend.outlook.days_median == 0:

@@ -18,6 +18,7 @@ import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from components.clustermap import cluster_map_figure, cluster_table, history_figure, history_summary, zone_table
+from components.figcache import cached_component, cached_figure
 from pages import _ids as ids
 from pages._secure import secure_callback
 from auth.policy import current_principal
@@ -25,6 +26,7 @@ from rulebooks import load_zone_rulebook
 from analytics.scan import METHODS, PERMUTATION, TESTS_ADJUSTED
 from services.clusters import WINDOW_CHOICES, cluster_view, place_history, view_day
 from services.mapdata import area_outlines
+from services.read_cache import cached_read
 from auth.runtime import current_runtime
 
 dash.register_page(__name__, path="/clusters", title="pheoc · Micro-clusters", name="Clusters", order=10)
@@ -110,16 +112,18 @@ def refresh_clusters(_n, measure, window, method):
     window = _window(window)
     method = method if method in METHODS else None
     rulebook = load_zone_rulebook(s)
-    view = cluster_view(rt.store, s, current_principal(), rt.today(), window, method=method)
-    fig = cluster_map_figure(view.cells, area_outlines(rt.store), view.zones, view.clusters,
-                             tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
-                             resolution=view.resolution, window_days=window, hotspots=view.hotspots)
+    principal, today = current_principal(), rt.today()
+    view = cached_read(rt.store, principal, "clusters", (today, window, method),
+                       lambda: cluster_view(rt.store, s, principal, today, window, method=method))
+    fig = cached_figure(cluster_map_figure, view.cells, area_outlines(rt.store), view.zones, view.clusters,
+                        tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
+                        resolution=view.resolution, window_days=window, hotspots=view.hotspots)
     longest = int(view.run["max_window_days"]) if view.run else window
-    table = cluster_table(view.clusters, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
-                          row_id_type=ids.CLUSTERS_ROW, max_window_days=longest)
+    table = cached_component(cluster_table, view.clusters, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
+                             row_id_type=ids.CLUSTERS_ROW, max_window_days=longest)
     method_label = method_line(view, requested=method)
-    zones = zone_table(view.zones, tiers=rulebook.zone_tiers, review_days=rulebook.review_days,
-                       row_id_type=ids.CLUSTERS_ROW)
+    zones = cached_component(zone_table, view.zones, tiers=rulebook.zone_tiers, review_days=rulebook.review_days,
+                             row_id_type=ids.CLUSTERS_ROW)
     if view.run:
         run = view.run
         more = f" · {view.candidates} weaker candidates not shown" if view.candidates else ""
@@ -127,10 +131,13 @@ def refresh_clusters(_n, measure, window, method):
         lag = int(run.get("lag_days") or 0)
         bar = (f"recurrence interval ≥ {float(run['min_recurrence_days']):,.0f} days"
                if pd.notna(run.get("min_recurrence_days")) else f"p ≤ {run['report_p_max']:g}")
+        # The Monte Carlo ends early on a day when no cluster comes near significance (analytics.scan).
+        early = (" (ended early: no cluster came near significance)"
+                 if int(run["replications"]) < s.clusters.replications else "")
         asof = (f"Scan of {run['as_of']:%a %d %b %Y}: {int(run['total_cases']):,} cases in "
                 f"{int(run['locations']):,} cells over {s.clusters.study_days} days to "
                 f"{pd.Timestamp(run['study_end']):%d %b} ({lag}-day lag for late reports), maximum windows of "
-                f"{windows} days, {int(run['replications']):,} replications · {int(run['significant'])} "
+                f"{windows} days, {int(run['replications']):,} replications{early} · {int(run['significant'])} "
                 f"significant ({bar}){more} · zones by {rulebook.title} ({rulebook.id} {rulebook.version})")
     elif view.as_of:
         asof = "The cluster scan has not run yet; cells show reported cases."

@@ -13,10 +13,12 @@ from dash import Input, Output, dcc, html, no_update
 from analytics.forecast import NY_RED_ZONE_DAYS
 from auth.policy import current_principal
 from auth.runtime import current_runtime
+from components.figcache import cached_component, cached_figure
 from components.gauges import aligned_view_figure, capacity_tile, gauge_cards, rt_figure
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services import early_warning as ew
+from services.read_cache import cached_read
 from services.rulebooks import UnknownRulebook, current_rulebook, rulebook_options, set_active_rulebook
 
 dash.register_page(__name__, path="/early-warning", title="pheoc · Early warning", name="Early warning", order=20)
@@ -132,7 +134,10 @@ def _table(frame, columns: dict[str, str], empty: str, row_id: str = "", highlig
 def refresh_early_warning(_n, area_id, _switched):
     rt = current_runtime()
     settings = rt.settings
-    view = ew.page_view(rt.store, settings, area_id or ew.CITYWIDE, current_principal())
+    principal = current_principal()
+    area_id = area_id or ew.CITYWIDE
+    view = cached_read(rt.store, principal, "early_warning", (str(area_id),),
+                       lambda: ew.page_view(rt.store, settings, area_id, principal))
     now = datetime.now(timezone.utc).astimezone()
     if view.as_of is None:
         asof = "No case data yet"
@@ -156,10 +161,10 @@ def refresh_early_warning(_n, area_id, _switched):
     return (
         asof,
         _level_banner(view),
-        gauge_cards(view.gauges, GRAPH_CONFIG),
-        aligned_view_figure(view.timeline, view.bands, view.min_count, settings.early_warning.capacity_threshold,
-                            view.as_of),
-        rt_figure(view.rt, view.rt_note),
+        cached_component(gauge_cards, view.gauges, GRAPH_CONFIG),
+        cached_figure(aligned_view_figure, view.timeline, view.bands, view.min_count,
+                      settings.early_warning.capacity_threshold, view.as_of),
+        cached_figure(rt_figure, view.rt, view.rt_note),
         capacity_tile(view.capacity, NY_RED_ZONE_DAYS),
         _table(alarms, {"series": "Series", "area": "Area", "methods": "Detectors", "started": "Started",
                         "last": "Last alarm", "observed": "Observed", "bound": "Upper bound"},

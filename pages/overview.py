@@ -15,6 +15,7 @@ from flask import request
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from components.charts import trend_figure
+from components.figcache import cached_figure
 from components.freshness import freshness_strip
 from components.hexmap import hex_map_figure
 from components.kpi import kpi_tile
@@ -23,6 +24,7 @@ from pages._secure import secure_callback
 from services.basemap import context_layers, tile_url
 from services.mapdata import area_outlines
 from services.overview import overview
+from services.read_cache import cached_read
 
 dash.register_page(__name__, path="/", title="pheoc · Overview", name="Overview", order=0)
 
@@ -69,14 +71,14 @@ def refresh_overview(_n):
     rt = current_runtime()
     s = rt.settings
     principal = current_principal()
-    data = overview(rt.store, s, principal)
+    data = cached_read(rt.store, principal, "overview", (), lambda: overview(rt.store, s, principal))
     tiles = [_opening_inbox(kpi_tile(t.figure, t.detail, t.status)) if t.figure.key == "active_alerts"
              else kpi_tile(t.figure, t.detail, t.status) for t in data.tiles]
-    fig_map = hex_map_figure(data.map.rows, area_outlines(rt.store), grain=data.map.grain,
-                             min_count=s.privacy.min_count,
-                             tile_url=tile_url(s, request.host_url), tile_attribution=s.map.tile_attribution,
-                             context=context_layers(s))
-    fig_trend = trend_figure(data.trend, min_count=s.privacy.min_count)
+    fig_map = cached_figure(hex_map_figure, data.map.rows, area_outlines(rt.store), grain=data.map.grain,
+                            min_count=s.privacy.min_count,
+                            tile_url=tile_url(s, request.host_url), tile_attribution=s.map.tile_attribution,
+                            context=context_layers(s))
+    fig_trend = cached_figure(trend_figure, data.trend, min_count=s.privacy.min_count)
     strip = freshness_strip(data.freshness, data.rejected_total, data.rejected_by_reason)
     now = datetime.now(timezone.utc).astimezone()
     asof = f"Data as of {data.as_of:%a %d %b %Y} · updated {now:%H:%M:%S}" if data.as_of else "No case data yet"

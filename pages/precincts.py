@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
+from components.figcache import cached_figure
 from components.precincts import COLUMNS, DEFAULT_SORT, answer_card, precinct_map_figure, precinct_panel, precinct_table
 from pages import _ids as ids
 from pages._secure import clicked_pattern_id, secure_callback
@@ -25,6 +26,7 @@ from services.address_check import AddressCheckRefused, check_address, point_of_
 from services.address_search import address_by_id, suggest_addresses
 from services.mapdata import area_outlines
 from services.precincts import UnknownPrecinct, precinct_detail, precinct_risk
+from services.read_cache import cached_read
 
 dash.register_page(__name__, path="/precincts", title="pheoc · Precincts", name="Precincts", order=15)
 
@@ -91,10 +93,11 @@ def layout(**_query):
 def refresh_precincts(_n, sort):
     rt = current_runtime()
     s = rt.settings
-    risk = precinct_risk(rt.store, s, current_principal())
+    principal = current_principal()
+    risk = cached_read(rt.store, principal, "precincts", (), lambda: precinct_risk(rt.store, s, principal))
     col = sort.get("col") if isinstance(sort, dict) and sort.get("col") in SORTABLE else DEFAULT_SORT[0]
     desc = bool(sort.get("desc", True)) if isinstance(sort, dict) else True
-    fig = precinct_map_figure(area_outlines(rt.store, ("boundary", "precinct")), risk.rows, risk.tiers)
+    fig = cached_figure(precinct_map_figure, area_outlines(rt.store, ("boundary", "precinct")), risk.rows, risk.tiers)
     table = precinct_table(risk.rows, sort_col=col, descending=desc, button_type=ids.PRECINCTS_SORT_BUTTON,
                            row_type=ids.PRECINCTS_ROW, min_count=s.privacy.min_count)
     if risk.as_of is None:

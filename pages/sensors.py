@@ -15,6 +15,7 @@ from flask import request
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
+from components.figcache import cached_figure
 from components.kpi import indicator_attributes
 from components.sensors import (crowding_figure, history_figure, lead_table, places_table, sensor_map_figure,
                                 state_counts_line, when_text)
@@ -24,6 +25,7 @@ from pages._secure import secure_callback
 from services.basemap import context_layers, tile_url
 from services.incidents import open_incidents
 from services.mapdata import area_outlines
+from services.read_cache import cached_read
 from services.sensors import UnknownSensor, sensor_choices, sensor_history, sensors_view
 
 dash.register_page(__name__, path="/sensors", title="pheoc · Sensors", name="Sensors", order=35)
@@ -121,14 +123,15 @@ def refresh_sensors(_n, list_all, drawn):
     s = rt.settings
     principal = current_principal()
     tz = ZoneInfo(s.city.timezone)
-    view = sensors_view(rt.store, s, principal)
+    # Read once per data version and privacy view (services.read_cache), the map built once per input.
+    view = cached_read(rt.store, principal, "sensors", (), lambda: sensors_view(rt.store, s, principal))
     incidents = open_incidents(rt.store, s, principal).rows if principal.can("view_alerts") else None
     kinds = list(s.sensors.kinds) + sorted(set(view.rows["kind"]) - set(s.sensors.kinds))
     labels = {k: s.sensors.kinds[k].label if k in s.sensors.kinds else k for k in kinds}
-    fig = sensor_map_figure(view.rows, area_outlines(rt.store, ("boundary", "community")), context_layers(s),
-                            kinds=kinds, labels=labels, min_count=s.privacy.min_count, incidents=incidents,
-                            tile_url=tile_url(s, request.host_url),
-                            tile_attribution=s.map.tile_attribution)
+    fig = cached_figure(sensor_map_figure, view.rows, area_outlines(rt.store, ("boundary", "community")),
+                        context_layers(s), kinds=kinds, labels=labels, min_count=s.privacy.min_count,
+                        incidents=incidents, tile_url=tile_url(s, request.host_url),
+                        tile_attribution=s.map.tile_attribution)
     counts = view.rows["state"].value_counts()
     asof = (f"States judged {when_text(view.checked_at, tz)} · {len(view.rows)} sensors: "
             f"{int(counts.get('above', 0))} above threshold, {int(counts.get('silent', 0))} silent, "

@@ -308,7 +308,7 @@ def test_page_view_before_and_after_the_jobs(city, settings_factory, tmp_path):
     assert len(rt) and (rt["q025"] <= rt["mean"]).all() and (rt["mean"] <= rt["q975"]).all()
     assert view.alarms["area_id"].eq(SPIKE_AREA).any()
     fig = aligned_view_figure(view.timeline, view.bands, view.min_count, 0.9, view.as_of)
-    assert len(fig.data) > 8
+    assert len(fig["data"]) > 8
     rt_figure(view.rt)
     tile = str(capacity_tile(view.capacity, 21))
     assert "days until 90%" in tile and "data-indicator" in tile and "days_to_bed_threshold" in tile
