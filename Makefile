@@ -69,7 +69,7 @@ bench-clusters: venv
 # Rolling-origin backtest of the early-warning forecast: every candidate and the job's method on the demo city,
 # Malaysian states and NYC (tuning vs out-of-sample series marked); a few minutes.
 bench-forecast: venv
-	$(BIN)/python bench/forecast_backtest.py $(BENCH_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/forecast_backtest.py $(BENCH_ARGS)
 
 # Delivery latency per channel (MQTT, webhook, e-mail to real local peers), outbox vs a direct send.
 bench-delivery: venv system-deps

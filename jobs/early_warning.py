@@ -48,6 +48,7 @@ from analytics.forecast import (
     los_survival,
     occupancy_from_admissions,
 )
+from jobs import memo
 from jobs.daily_inputs import DailyData, load_stored
 from jobs.indicators import MIN_CASES_FOR_RT, serial_interval
 from settings import Settings
@@ -130,8 +131,8 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
     alarms = detect_alarms(data, settings.privacy.min_count)
     hospital = hospital_parameters(store, data, settings)
     rt_now = qi.rt_on(store, as_of)
-    forecasts = [forecast_area(data, area_id, hospital, settings, rt_now.get(area_id),
-                               rt_history(store, area_id, data)) for area_id in data.area_ids()]
+    forecasts = [remembered_forecast(data, area_id, hospital, settings, rt_now.get(area_id),
+                                     rt_history(store, area_id, data)) for area_id in data.area_ids()]
     city = next(f for f in forecasts if f.run.area_id == CITYWIDE)
     facilities = qi.stored_facility_days(store, as_of, as_of)
     outlooks, bands = capacity_outlook(data, city, hospital, facilities, settings)
@@ -214,7 +215,10 @@ def detect_alarms(data: DailyData, min_count: int) -> AlarmResult:
                 continue
             min_sigma = COUNT_MIN_SIGMA if is_count else (LOG_CONCENTRATION_MIN_SIGMA if log_scale else 0.0)
             union = None
-            for method, result in detector_results(series, min_sigma).items():
+            # Remembered per series (jobs.memo): a rerun for one area's new case redoes that area only.
+            found_by_method = memo.remembered(f"detectors-v{METHOD_VERSION}", memo.digest(series, min_sigma),
+                                              lambda: detector_results(series, min_sigma))
+            for method, result in found_by_method.items():
                 # A series that stopped before as_of has its flags end there: no new alarms after it.
                 flags = result["alarm"].reindex(data.days, fill_value=False).to_numpy(dtype=bool)
                 union = flags if union is None else union | flags
@@ -353,6 +357,17 @@ def rt_history(store: Store, area_id: str, data: DailyData) -> pd.Series:
     rows = qi.rt_estimates(store, area_id, data.days[0].date(), data.as_of)
     series = pd.Series(rows["mean"].to_numpy(dtype=float), index=pd.to_datetime(rows["day"]))
     return series.reindex(data.days)
+
+
+def remembered_forecast(data: DailyData, area_id: str, hospital: Hospital, settings: Settings,
+                        rt: tuple[float, float] | None, rt_by_day: pd.Series | None) -> ForecastResult:
+    """forecast_area, remembered by a digest of everything it reads (jobs.memo): the backtests behind the
+    choice of method are most of the job's time, and a rerun for one area's new case redoes that area only
+    (and the city)."""
+    key = memo.digest(data.as_of, area_id, data.counts[area_id], hospital, settings.early_warning.model_dump_json(),
+                      rt, rt_by_day)
+    return memo.remembered(f"forecast-v{METHOD_VERSION}", key,
+                           lambda: forecast_area(data, area_id, hospital, settings, rt, rt_by_day))
 
 
 def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: Settings,

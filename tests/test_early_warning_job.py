@@ -316,3 +316,33 @@ def test_page_view_before_and_after_the_jobs(city, settings_factory, tmp_path):
     assert ew.page_view(store, settings, "nowhere", OPERATOR).area_id == "citywide"
     with Store(tmp_path / "empty.duckdb") as empty:
         assert ew.page_view(empty, settings, "citywide", OPERATOR).as_of is None
+
+
+def test_a_new_case_in_one_area_recomputes_that_area_and_the_city_only(city, monkeypatch):
+    """Per-area forecasts and detectors are remembered by a digest of their inputs (jobs.memo): after one
+    area's new case the rerun computes that area and the city again, the rest come from memory, and the
+    stored forecasts equal what computing every area afresh gives."""
+    from jobs import memo
+
+    store, settings = city
+    run_jobs(store, settings, AS_OF)
+    ctx = ContextProvider(store, settings).get()
+    west = AREAS["A2"][1]
+    add_all(store, "case", [{"case_id": "A2-late", "reported_date": AS_OF.isoformat(), "status": "confirmed",
+                             "lat": SOUTH_LAT + 0.01, "lng": west + 0.01}], ctx)
+    computed: list[str] = []
+    original = job.forecast_area
+
+    def counting(data, area_id, *args, **kwargs):
+        computed.append(area_id)
+        return original(data, area_id, *args, **kwargs)
+    monkeypatch.setattr(job, "forecast_area", counting)
+    _, summary = run_jobs(store, settings, AS_OF)
+    assert summary["status"] == "computed" and sorted(computed) == ["A2", "citywide"]
+    remembered = store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day")
+    monkeypatch.setattr(memo, "_results", type(memo._results)())  # forget everything: compute every area
+    computed.clear()
+    run_jobs(store, settings, AS_OF, force=True)
+    assert sorted(computed) == sorted(["citywide", *AREAS])
+    fresh = store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day")
+    assert remembered.equals(fresh)
