@@ -6,10 +6,14 @@ var/bench/demo, or ``--dataset scale``: the city bench/scale.py loaded; both hav
 once, see bench/pages.py) is copied to a temporary folder so the served copy is never touched, and
 each phase runs in a fresh process (a start-up has no warm caches):
 
-* ``startup``: every registered job once, in the scheduler's order, on the copy as it is. The inputs
-  have not changed since the jobs last ran, so each should say "unchanged" and take little time.
+* ``catch_up``: every registered job once, in the scheduler's order, on the copy as it is (the dataset's
+  stored results may come from older code: a job whose computation changed since recomputes here).
+* ``startup``: a new process runs every job again. The inputs have not changed since the jobs last ran,
+  so each should say "unchanged" and take little time.
 * ``new_case``: one counted case arrives (through the real file ingest: a one-row cases file, the
   newest report day, at the newest case's place), then every job runs: the timings of a real rerun.
+* ``second_case``: another case arrives in the same process: what a running server pays for each
+  new report once it has computed once (per-area results it can reuse are remembered, jobs.memo).
 * ``again``: the same process runs every job once more: unchanged again.
 
 One JSON line per job and phase: dataset, job, phase, status the job returned, seconds, and the
@@ -95,9 +99,9 @@ def phase(dataset: str, folder: Path, copy: Path, which: str) -> None:
     settings = settings.with_overrides(store=settings.store.model_copy(update={"path": copy}),
                                        mqtt=settings.mqtt.model_copy(update={"mode": "off"}))
     with Store(copy, queue_size=settings.store.queue_size) as store:
-        rounds = ["startup"] if which == "startup" else ["new_case", "again"]
+        rounds = [which] if which in ("catch_up", "startup") else ["new_case", "second_case", "again"]
         for name in rounds:
-            if name == "new_case":
+            if name in ("new_case", "second_case"):
                 _new_case(store, settings, copy.parent)
             for job, run in _jobs(store, settings):
                 t0 = time.perf_counter()
@@ -115,7 +119,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=("demo", "scale"), default="demo")
     ap.add_argument("--folder", type=Path, default=DEFAULT_SCALE, help="the scale dataset (bench/scale.py's output)")
-    ap.add_argument("--phase", choices=("startup", "new_case"), help=argparse.SUPPRESS)  # a child process
+    ap.add_argument("--phase", choices=("catch_up", "startup", "new_case"), help=argparse.SUPPRESS)  # a child
     ap.add_argument("--copy", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
@@ -124,7 +128,7 @@ def main() -> None:
     settings = dataset_settings(args.dataset, args.folder)
     with tempfile.TemporaryDirectory(prefix="pheoc-bench-jobs-") as tmp:
         copied = copy_settings(settings, Path(tmp))
-        for which in ("startup", "new_case"):
+        for which in ("catch_up", "startup", "new_case"):
             subprocess.run([sys.executable, __file__, "--dataset", args.dataset, "--folder", str(args.folder),
                             "--phase", which, "--copy", str(copied.path(copied.store.path))], check=True)
 

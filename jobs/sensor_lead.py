@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
@@ -24,9 +25,9 @@ from store import Store
 from store import queries_indicators as qi
 from store import queries_sensors as qs
 
+JOB = "sensor_lead"
 METHOD_VERSION = "lead-xcorr-weekly-1"
 CITY_SERIES = "city"
-_fingerprints: dict[str, str] = {}
 
 
 def lead_rows(store: Store, settings: Settings, as_of: date, now: datetime) -> pd.DataFrame:
@@ -67,14 +68,22 @@ def run(store: Store, settings: Settings, today: date) -> dict:
     fingerprint = hashlib.sha256(json.dumps([str(indicators_at), str(today), cfg.lead_window_days,
                                              cfg.lead_max_lag_days, settings.early_warning.wastewater_metric,
                                              METHOD_VERSION]).encode()).hexdigest()
-    key = str(store.path)
-    if _fingerprints.get(key) == fingerprint:
+    # Kept with the run in job_runs, as the other jobs keep theirs: a restart does not recompute.
+    last = qi.job_run(store, JOB)
+    if last is not None and last["input_fingerprint"] == fingerprint:
         return {"status": "unchanged"}
+    started = time.monotonic()
     now = datetime.now(timezone.utc)
     rows = lead_rows(store, settings, today, now)
-    store.submit(lambda con: qs.replace_leads_in(con, rows)).result(timeout=60)
-    _fingerprints[key] = fingerprint
     city = rows[rows["series"] == CITY_SERIES]
     lag = city["lag_days"].iloc[0] if len(city) else None
-    return {"status": "computed", "method_version": METHOD_VERSION, "series": len(rows),
-            "city_lag_days": None if lag is None or pd.isna(lag) else int(lag)}
+    summary = {"series": len(rows), "city_lag_days": None if lag is None or pd.isna(lag) else int(lag)}
+    parameters = {"lead_window_days": cfg.lead_window_days, "lead_max_lag_days": cfg.lead_max_lag_days,
+                  "wastewater_metric": settings.early_warning.wastewater_metric}
+
+    def write(con) -> None:
+        qs.replace_leads_in(con, rows)
+        qi.save_job_run_in(con, JOB, today, now, fingerprint, METHOD_VERSION, parameters,
+                           round(time.monotonic() - started, 3), summary)
+    store.submit(write).result(timeout=60)
+    return {"status": "computed", "method_version": METHOD_VERSION, **summary}
