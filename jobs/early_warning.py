@@ -145,9 +145,8 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
         written["alarms"] = qw.sync_alarms(con, as_of, alarms.episodes, now)
         written["aberration_alerts"] = qw.sync_alerts(con, ALERT_KIND_ABERRATION, alarms.alerts, now)
         written["capacity_alerts"] = qw.sync_alerts(con, ALERT_KIND_CAPACITY, [capacity] if capacity else [], now)
-        for result in forecasts:
-            qw.replace_forecast(con, result.run, result.bands, now)
-            qf.replace_skill_in(con, as_of, result.run.area_id, result.skill)
+        qw.replace_forecasts(con, as_of, [(result.run, result.bands) for result in forecasts], now)
+        qf.replace_skills_in(con, as_of, {result.run.area_id: result.skill for result in forecasts})
         qi.replace_capacity_outlook_in(con, as_of, outlooks, bands)
         qi.save_job_run_in(con, JOB, as_of, now, fp, METHOD_VERSION, parameters(settings),
                            round(time.monotonic() - started, 3), summary)

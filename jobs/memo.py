@@ -29,10 +29,28 @@ _lock = threading.Lock()
 _results: OrderedDict[tuple[str, str], object] = OrderedDict()
 
 
+# Floats are digested rounded to this many decimals: daily means the database aggregates in parallel
+# differ in their last bits from one read to the next, and an unchanged area must still be recognised.
+# The series here (counts, rates, log concentrations) are far coarser than 1e-9.
+FLOAT_DECIMALS = 9
+
+
+def _rounded(part):
+    if isinstance(part, pd.Series) and part.dtype.kind == "f":
+        return part.round(FLOAT_DECIMALS)
+    if isinstance(part, pd.DataFrame):
+        floats = [c for c in part.columns if part[c].dtype.kind == "f"]
+        return part.round({c: FLOAT_DECIMALS for c in floats}) if floats else part
+    if isinstance(part, np.ndarray) and part.dtype.kind == "f":
+        return np.round(part, FLOAT_DECIMALS)
+    return part
+
+
 def digest(*parts) -> str:
-    """A digest of the parts: pandas and NumPy objects by their values and index, anything else by repr."""
+    """A digest of the parts: pandas and NumPy objects by their values (floats rounded, FLOAT_DECIMALS) and
+    index, anything else by repr."""
     h = hashlib.blake2b(digest_size=16)
-    for part in parts:
+    for part in map(_rounded, parts):
         if isinstance(part, pd.Series):
             h.update(b"S" + str(part.dtype).encode() + str(part.name).encode())
             h.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())

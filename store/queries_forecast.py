@@ -11,13 +11,16 @@ SKILL_COLUMNS = ("as_of", "area_id", "method", "horizon", "origins", "mae", "mae
                  "coverage_50", "coverage_90")
 
 
-def replace_skill_in(con, as_of: date, area_id: str, scores: pd.DataFrame) -> None:
-    """Store one area's backtest scores for ``as_of`` (scores: method, horizon, origins, mae, ...)."""
-    con.execute("DELETE FROM ew_forecast_skill WHERE as_of = ? AND area_id = ?", [as_of, area_id])
-    if scores is None or scores.empty:
+def replace_skills_in(con, as_of: date, scores_by_area: dict[str, pd.DataFrame | None]) -> None:
+    """Store every area's backtest scores for ``as_of`` (scores: method, horizon, origins, mae, ...), replacing
+    the day's earlier ones in one DELETE and one INSERT."""
+    con.execute("DELETE FROM ew_forecast_skill WHERE as_of = ? AND list_contains(?, area_id)",
+                [as_of, list(scores_by_area)])
+    frames = [scores.assign(as_of=as_of, area_id=area_id)[list(SKILL_COLUMNS)]
+              for area_id, scores in scores_by_area.items() if scores is not None and not scores.empty]
+    if not frames:
         return
-    frame = scores.assign(as_of=as_of, area_id=area_id)[list(SKILL_COLUMNS)]
-    con.register("ew_skill_in", frame)
+    con.register("ew_skill_in", pd.concat(frames, ignore_index=True))
     try:
         con.execute(f"INSERT INTO ew_forecast_skill ({', '.join(SKILL_COLUMNS)}) "
                     f"SELECT CAST(as_of AS DATE), area_id, method, horizon, origins, mae, mae_naive, skill, wis, "

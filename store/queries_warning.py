@@ -275,21 +275,35 @@ def sync_alerts(con, kind: str, wanted: Sequence[AlertSpec], now: datetime) -> d
     return {"raised": raised, "resolved": len(gone)}
 
 
-def replace_forecast(con, run: ForecastRun, bands: pd.DataFrame, computed_at: datetime) -> None:
-    """Store one area's forecast for ``run.as_of`` (bands: series, day, mean, median, q05, q95)."""
-    con.execute("DELETE FROM ew_forecast_runs WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
-    con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND area_id = ?", [run.as_of, run.area_id])
-    con.execute(
-        """INSERT INTO ew_forecast_runs (as_of, area_id, computed_at, horizon_days, r_mean, r_std, admission_share,
-               icu_share, note, method, method_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [run.as_of, run.area_id, computed_at, run.horizon_days, run.r_mean, run.r_std, run.admission_share,
-         run.icu_share, run.note, run.method, run.method_note])
-    if bands.empty:
-        return
-    frame = bands[["series", "day", "mean", "median", "q05", "q95"]].copy()
-    con.register("ew_bands_in", frame)
+def replace_forecasts(con, as_of: date, forecasts: Sequence[tuple[ForecastRun, pd.DataFrame]],
+                      computed_at: datetime) -> None:
+    """Store every area's forecast for ``as_of`` (bands: series, day, mean, median, q05, q95), replacing the
+    day's earlier ones: one DELETE and one INSERT per table, not one per area (a 100-area city)."""
+    runs = pd.DataFrame([{"as_of": as_of, "area_id": r.area_id, "computed_at": computed_at,
+                          "horizon_days": r.horizon_days, "r_mean": r.r_mean, "r_std": r.r_std,
+                          "admission_share": r.admission_share, "icu_share": r.icu_share, "note": r.note,
+                          "method": r.method, "method_note": r.method_note} for r, _ in forecasts],
+                        columns=["as_of", "area_id", "computed_at", "horizon_days", "r_mean", "r_std",
+                                 "admission_share", "icu_share", "note", "method", "method_note"])
+    columns = ["series", "day", "mean", "median", "q05", "q95"]
+    bands = [b[columns].assign(area_id=r.area_id) for r, b in forecasts if not b.empty]
+    areas = list(runs["area_id"])
+    con.execute("DELETE FROM ew_forecast_runs WHERE as_of = ? AND list_contains(?, area_id)", [as_of, areas])
+    con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND list_contains(?, area_id)", [as_of, areas])
+    con.register("ew_runs_in", runs.astype({"r_mean": float, "r_std": float, "admission_share": float,
+                                            "icu_share": float, "method": object}))
     try:
-        con.execute("""INSERT INTO ew_forecast_bands SELECT ?, ?, series, CAST(day AS DATE), mean, median, q05, q95
-                       FROM ew_bands_in""", [run.as_of, run.area_id])
+        con.execute("""INSERT INTO ew_forecast_runs (as_of, area_id, computed_at, horizon_days, r_mean, r_std,
+                           admission_share, icu_share, note, method, method_note)
+                       SELECT CAST(as_of AS DATE), area_id, computed_at, horizon_days, r_mean, r_std,
+                              admission_share, icu_share, note, method, method_note FROM ew_runs_in""")
+    finally:
+        con.unregister("ew_runs_in")
+    if not bands:
+        return
+    con.register("ew_bands_in", pd.concat(bands, ignore_index=True))
+    try:
+        con.execute("""INSERT INTO ew_forecast_bands SELECT ?, area_id, series, CAST(day AS DATE), mean, median,
+                              q05, q95 FROM ew_bands_in""", [as_of])
     finally:
         con.unregister("ew_bands_in")
