@@ -25,6 +25,7 @@ from pages._secure import clicked_pattern_id, secure_callback
 from services import alert_inbox as inbox
 from services import warnings as warn
 from services.indicators import area_names
+from services.read_cache import cached_read
 
 dash.register_page(__name__, path="/alerts", title="pheoc · Alerts", name="Alerts", order=15)
 
@@ -161,8 +162,10 @@ def _alert_table(kind, area, severity, state):
     rt = current_runtime()
     principal = current_principal()
     try:
-        shown = inbox.alert_inbox(rt.store, principal, state=state or "open", kind=kind or None,
-                                  area_id=area or None, severity=severity or None)
+        # Once per data version and privacy view (services.read_cache): acknowledgements change the version.
+        shown = cached_read(rt.store, principal, "alert_inbox", (state, kind, area, severity),
+                            lambda: inbox.alert_inbox(rt.store, principal, state=state or "open", kind=kind or None,
+                                                      area_id=area or None, severity=severity or None))
     except inbox.BadAlertFilter as exc:
         return html.P(f"Filter not understood: {exc}")
     if shown.rows.empty:
