@@ -53,6 +53,7 @@ from ingest.jsontext import DuplicateKey, loads_strict
 from ingest.records import KIND_BY_PLURAL, KIND_ORDER, Reject
 from settings import AreaLayer, IngestConfig
 from store import BatchResult, Store, StoreClosed
+from store.row_hash import with_reading_hashes
 from store.store import IngestBatch, QuarantineRow
 
 log = logging.getLogger(__name__)
@@ -627,10 +628,11 @@ class FileIngestor:
                 data = data[:cut]
             pos += len(data)
             last = pos >= size
-            verdict = bulk_readings.judge_lines(*bulk_readings.split_block(data), line, header,
-                                                self._contexts.get(), cap, replay,
-                                                bulk_readings.is_plain_bytes(data)) if data else None
-            rows = {"reading": verdict.accepted} if verdict and verdict.accepted is not None else {}
+            verdict = bulk_readings.judge_block(data, line, header, self._contexts.get(), cap, replay) \
+                if data else None
+            # hashed here, while the writer stores the block before (store/row_hash.py)
+            rows = {"reading": with_reading_hashes(verdict.accepted)} \
+                if verdict and verdict.accepted is not None else {}
             rejects = tuple(QuarantineRow(source, code, detail, raw, "reading")
                             for _, code, detail, raw in sorted(verdict.rejects)) if verdict else ()
             if verdict:

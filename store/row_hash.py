@@ -19,6 +19,9 @@ at start-up (store.schema.apply_schema), so they are not taken for conflicts.
 """
 from __future__ import annotations
 
+import duckdb
+import pyarrow as pa
+
 MD5_HEX_DIGITS = 32
 
 
@@ -39,3 +42,21 @@ def store_hash_sql(table: str, q: str = "") -> str | None:
 MIGRATIONS: tuple[str, ...] = (
     f"UPDATE readings SET content_hash = {reading_hash_sql()} WHERE strlen(content_hash) <> {MD5_HEX_DIGITS}",
 )
+
+
+def with_reading_hashes(rows: pa.Table) -> pa.Table:
+    """``rows`` (a readings table: the kind's columns and more) with its ``content_hash`` column, computed
+    by ``reading_hash_sql`` in the calling thread.
+
+    The bulk file path calls this while validating, so that the writer thread, the slower of the two
+    (the primary key's index), does not also hash: the same expression over the same typed columns,
+    evaluated on another core. The columns must already have the readings table's types (string,
+    int64, timestamp[us, UTC], float64, string: DuckDB reads them as VARCHAR, BIGINT, TIMESTAMPTZ,
+    DOUBLE, VARCHAR), as ingest.bulk_readings builds them.
+    """
+    # A small in-memory database per call (a few ms, for a block of 100,000s of rows); one thread, so
+    # the rows keep their order.
+    with duckdb.connect(":memory:", config={"threads": 1}) as con:
+        con.register("hash_in", rows)
+        hashes = con.sql(f"SELECT {reading_hash_sql()} AS content_hash FROM hash_in").to_arrow_table()
+    return rows.append_column("content_hash", hashes.column(0).combine_chunks())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -116,27 +116,20 @@ def _state(store: Store):
     return readings, quarantine, files
 
 
-def test_vectorised_and_record_validators_agree_on_the_corpus(tmp_path, settings, monkeypatch):
-    lines = _corpus_lines() + _generated_lines()
+def _both_ways(tmp_path, settings, monkeypatch, files: dict[str, str]):
+    """Ingest ``files`` once per path into stores of their own: (per-record, vectorised, the blocks' verdicts)."""
     folder = tmp_path / "files"
     folder.mkdir()
-    files = {
-        "readings-corpus.csv": ",".join(HEADER) + "\n" + "\n".join(lines) + "\n",
-        # the same records with Windows line ends, no final line end and a byte-order mark
-        "readings-crlf.csv": "\ufeff" + ",".join(HEADER) + "\r\n" + "\r\n".join(lines),
-        "readings-colour.csv": ",".join(HEADER) + ",colour\n" + "\n".join(f"{ln},red" for ln in lines[:6]) + "\n",
-        "readings-no-unit.csv": ",".join(HEADER[:5]) + "\n" + "\n".join(ln.rsplit(",", 1)[0] for ln in lines) + "\n",
-    }
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8", newline="")
     verdicts: list[bulk_readings.BlockVerdict] = []
-    judge = bulk_readings.judge_lines
+    judge = bulk_readings.judge_block
 
     def spy(*args, **kwargs):
         verdicts.append(judge(*args, **kwargs))
         return verdicts[-1]
 
-    monkeypatch.setattr(bulk_readings, "judge_lines", spy)
+    monkeypatch.setattr(bulk_readings, "judge_block", spy)
     # small blocks: many blocks per file, line numbers carried across them, the writer busy with one
     # block while the next is judged
     monkeypatch.setattr(bulk_readings, "BLOCK_BYTES", 4096)
@@ -156,6 +149,20 @@ def test_vectorised_and_record_validators_agree_on_the_corpus(tmp_path, settings
     assert vectorised[0] == per_record[0]  # accepted, duplicate, conflicting, rejected per file
     for got, want, what in zip(vectorised[1], per_record[1], ("readings", "quarantine", "ingested files")):
         assert got == want, what
+    assert sum(v.disagreements for v in verdicts) == 0
+    return per_record, vectorised, verdicts
+
+
+def test_vectorised_and_record_validators_agree_on_the_corpus(tmp_path, settings, monkeypatch):
+    lines = _corpus_lines() + _generated_lines()
+    files = {
+        "readings-corpus.csv": ",".join(HEADER) + "\n" + "\n".join(lines) + "\n",
+        # the same records with Windows line ends, no final line end and a byte-order mark
+        "readings-crlf.csv": "\ufeff" + ",".join(HEADER) + "\r\n" + "\r\n".join(lines),
+        "readings-colour.csv": ",".join(HEADER) + ",colour\n" + "\n".join(f"{ln},red" for ln in lines[:6]) + "\n",
+        "readings-no-unit.csv": ",".join(HEADER[:5]) + "\n" + "\n".join(ln.rsplit(",", 1)[0] for ln in lines) + "\n",
+    }
+    per_record, _, verdicts = _both_ways(tmp_path, settings, monkeypatch, files)
     readings, quarantine, _ = per_record[1]
     codes = {q[2] for q in quarantine}
     assert codes >= {"missing_field", "unknown_field", "wrong_type", "invalid_value", "value_out_of_range",
@@ -164,11 +171,81 @@ def test_vectorised_and_record_validators_agree_on_the_corpus(tmp_path, settings
     assert len(readings) > 20
     # every file went the bulk way, the column expressions judged most rows and never disagreed
     assert sum(v.lines for v in verdicts) >= 3 * len(lines)
-    assert sum(v.disagreements for v in verdicts) == 0
     decided = {c for v in verdicts for c in v.vector_codes.values()}
     assert decided >= {"missing_field", "unknown_field", "negative_count", "timestamp_without_timezone",
                        "future_timestamp", "date_too_old", "unknown_sensor", "malformed_csv"}
     assert 0 < sum(v.by_record_validator for v in verdicts) < sum(v.lines for v in verdicts) / 2
+
+
+def _uniform_lines(zone: str, digits: int) -> list[str]:
+    """Rows as a logger writes them (every time of one width, printable ASCII, no blank line), good and bad:
+    blocks of them take the CSV reader and the fixed-width reading of times (ingest.bulk_readings)."""
+    now = now_utc()
+    frac = (lambda t: f".{t.microsecond:06d}"[:digits + 1]) if digits else (lambda t: "")  # noqa: E731
+    if len(zone) == 6:  # times written in that offset's local time
+        hours, minutes = int(zone[1:3]), int(zone[4:])
+        here = timezone((1 if zone[0] == "+" else -1) * timedelta(hours=hours, minutes=minutes))
+    else:
+        here = timezone.utc
+    stamp = lambda t: t.astimezone(here).strftime("%Y-%m-%dT%H:%M:%S") + frac(t) + zone  # noqa: E731
+    width = len(stamp(now))
+    tail = width - 19
+    rows = [f"ww-00{1 + i % 5},{i + 1},{stamp(now - timedelta(minutes=5 + i, microseconds=7919 * i))},copies,"
+            f"{(i * 37) % 1000 / 8},copies/L" for i in range(400)]
+    # other fractions and zones that make the same width, each as valid as the ones around them
+    for k, (z, chars) in enumerate((("+08:00", tail - 6), ("Z", tail - 1), ("", tail), ("-03:30", tail - 6))):
+        if 2 <= chars <= 7:
+            t = now - timedelta(hours=1, microseconds=123457 * k)
+            rows.insert(13 * k + 2, f"ww-002,{5000 + k},{t.strftime('%Y-%m-%dT%H:%M:%S')}"
+                        f"{f'.{t.microsecond:06d}'[:chars]}{z},copies,2.5,L")
+    bad = [  # each cut or padded to the same width
+        "2026-13-01T00:00:00", "2026-02-30T00:00:00", "2026-01-01T24:00:00", "2026-01-01T00:60:00",
+        "2026-01-01T00:00:60", "0000-01-01T00:00:00", "0001-01-01T00:00:00", "9999-12-31T23:59:59",
+        "1900-01-01T00:00:00", "1999-12-31T23:59:59", "2026-01-01X00:00:00", "2026/01/01T00:00:00",
+        "2026-01-01T00:00:0a", "2026-01-01 00:00:00", stamp(now + timedelta(hours=2))[:19],
+    ]
+    for j, t in enumerate(bad):
+        rows.insert(20 * j + 3, f"ww-006,{1000 + j},{(t + frac(now) + zone)[:width].ljust(width, '0')},copies,1.5,L")
+    if len(zone) == 6:  # offsets of the same width that are no offset, or out of range
+        for j, z in enumerate(("+24:00", "+08:60", "+0800X", "x08:00", "+08-00", "-00:00", "+08:0Z")):
+            rows.insert(30 * j + 7, f"ww-006,{2000 + j},{stamp(now - timedelta(hours=1))[:-6]}{z},copies,1,L")
+    if digits:  # a fraction that is not one
+        rows.insert(17, f"ww-006,3000,{stamp(now - timedelta(hours=1)).replace('.', ',', 1)[:width]},copies,1,L")
+        rows.insert(19, f"ww-006,3001,{stamp(now - timedelta(hours=1))[:20]}{'x' * digits}{zone},copies,1,L")
+    rows.insert(5, f"ghost-9,1,{stamp(now - timedelta(hours=1))},copies,1,L")  # unknown sensor
+    rows.insert(9, f"ww-001,1,{stamp(now - timedelta(hours=1))},copies,99,L")  # same key, other content
+    return [r for r in rows if len(r.split(",")) == len(HEADER) and len(r.split(",")[2]) == width]
+
+
+@pytest.mark.parametrize(("zone", "digits"), [("+08:00", 0), ("Z", 6), ("", 0), ("-05:00", 1), ("Z", 3)])
+def test_plain_files_read_by_column_and_fixed_width_agree_with_the_record_validator(tmp_path, settings,
+                                                                                    monkeypatch, zone, digits):
+    lines = _uniform_lines(zone, digits)
+    calls = {"columns": 0, "fixed": 0}
+    columns, fixed = bulk_readings._csv_columns, bulk_readings._timestamp_parts_fixed
+
+    def counted(name, fn):
+        def inner(*args):
+            out = fn(*args)
+            calls[name] += out is not None
+            return out
+        return inner
+
+    monkeypatch.setattr(bulk_readings, "_csv_columns", counted("columns", columns))
+    monkeypatch.setattr(bulk_readings, "_timestamp_parts_fixed", counted("fixed", fixed))
+    files = {"readings-logger.csv": ",".join(HEADER) + "\n" + "\n".join(lines) + "\n",
+             "readings-logger-crlf.csv": ",".join(HEADER) + "\r\n" + "\r\n".join(lines)}
+    per_record, _, verdicts = _both_ways(tmp_path, settings, monkeypatch, files)
+    blocks = len(verdicts)
+    assert blocks > 4 and calls["columns"] == blocks and calls["fixed"] == blocks
+    codes = {q[2] for q in per_record[1][1]}
+    if zone:
+        assert {"future_timestamp", "date_too_old", "invalid_timestamp", "unknown_sensor",
+                "conflicting_duplicate"} <= codes
+        assert len(per_record[1][0]) > 350
+    else:  # without an offset, every row but those of the same width with one is refused, for that first
+        assert {"timestamp_without_timezone", "invalid_timestamp"} <= codes
+    assert sum(v.by_record_validator for v in verdicts) < sum(v.lines for v in verdicts) / 4
 
 
 def test_a_quoted_csv_takes_the_record_path(tmp_path, city_store, monkeypatch):
@@ -176,6 +253,6 @@ def test_a_quoted_csv_takes_the_record_path(tmp_path, city_store, monkeypatch):
     path = tmp_path / "readings-quoted.csv"
     ts = (now_utc() - timedelta(minutes=2)).isoformat()
     path.write_text(",".join(HEADER) + f'\nww-001,1,{ts},"copies, raw",1,L\n', encoding="utf-8")
-    monkeypatch.setattr(bulk_readings, "judge_lines", lambda *a, **k: pytest.fail("a quoted file went the bulk way"))
+    monkeypatch.setattr(bulk_readings, "judge_block", lambda *a, **k: pytest.fail("a quoted file went the bulk way"))
     assert FileIngestor(store, contexts).ingest_file(path).result.accepted == 1
     assert json.loads(json.dumps(store.scalar("SELECT metric FROM readings"))) == "copies, raw"
