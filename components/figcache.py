@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
+from bounded_cache import BoundedCache
 from components.figdict import from_go
 
 # A few figures per page, times the areas and views being looked at.
 MAX_FIGURES = 128
 
-_lock = threading.Lock()
-_figures: OrderedDict[bytes, dict] = OrderedDict()
+_figures: BoundedCache[object] = BoundedCache(MAX_FIGURES)
 
 
 def digest(*args, **kwargs) -> bytes:
@@ -53,14 +51,9 @@ def _cached(builder: Callable, convert: Callable, args: tuple, kwargs: dict):
     code = getattr(builder, "__code__", None)  # two lambdas of one function share a name, not a line
     key = digest(f"{builder.__module__}.{builder.__qualname__}:{code.co_firstlineno if code else ''}", *args,
                  **kwargs)
-    with _lock:
-        hit = _figures.get(key)
-        if hit is not None:
-            _figures.move_to_end(key)
-            return hit
+    hit = _figures.get(key)
+    if hit is not None:
+        return hit
     built = convert(builder(*args, **kwargs))
-    with _lock:
-        _figures[key] = built
-        while len(_figures) > MAX_FIGURES:
-            _figures.popitem(last=False)
+    _figures.put(key, built)
     return built

@@ -12,21 +12,21 @@ Callers must not modify what they are given back: it is shared with the next run
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from bounded_cache import BoundedCache
+
 T = TypeVar("T")
 
 # Areas x series x computations of one city, with room for the previous run's answers.
 MAX_ENTRIES = 4096
 
-_lock = threading.Lock()
-_results: OrderedDict[tuple[str, str], object] = OrderedDict()
+_results: BoundedCache[object] = BoundedCache(MAX_ENTRIES)
+_MISSING = object()
 
 
 # Floats are digested rounded to this many decimals: daily means the database aggregates in parallel
@@ -68,14 +68,10 @@ def digest(*parts) -> str:
 
 def remembered(name: str, key: str, compute: Callable[[], T]) -> T:
     """``compute()``, or what it returned for the same ``name`` and input digest ``key`` before."""
-    with _lock:
-        if (name, key) in _results:
-            _results.move_to_end((name, key))
-            return _results[(name, key)]  # type: ignore[return-value]
+    hit = _results.get((name, key), _MISSING)
+    if hit is not _MISSING:
+        return hit  # type: ignore[return-value]
     value = compute()
-    with _lock:
-        _results[(name, key)] = value
-        while len(_results) > MAX_ENTRIES:
-            _results.popitem(last=False)
+    _results.put((name, key), value)
     return value
 

@@ -19,14 +19,13 @@ a fresh one.
 """
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from auth.ledger import Release, note_release, recording
 from auth.principal import Principal
+from bounded_cache import BoundedCache
 from store import Store
 
 T = TypeVar("T")
@@ -53,8 +52,7 @@ VERSION_SQL = """
     UNION ALL SELECT 10, count(*), max(epoch_us(ingested_at)) FROM areas
     UNION ALL SELECT 11, count(*), max(epoch_us(ingested_at)) FROM facilities"""
 
-_lock = threading.Lock()
-_entries: OrderedDict[Hashable, tuple[float, object, tuple[Release, ...]]] = OrderedDict()
+_entries: BoundedCache[tuple[float, object, tuple[Release, ...]]] = BoundedCache(MAX_ENTRIES)
 
 
 def data_version(store: Store) -> tuple:
@@ -76,19 +74,12 @@ def cached_read(store: Store, principal: Principal, name: str, params: Hashable,
     """
     key = (name, params, privacy_view(principal), data_version(store))
     now = time.monotonic()
-    with _lock:
-        hit = _entries.get(key)
-        if hit is not None and now - hit[0] <= MAX_AGE_S:
-            _entries.move_to_end(key)
+    hit = _entries.get(key)
     if hit is not None and now - hit[0] <= MAX_AGE_S:
         for release in hit[2]:
             note_release(release.resource, release.level, release.rows)
         return hit[1]  # type: ignore[return-value]
     with recording() as released:
         value = compute()
-    with _lock:
-        _entries[key] = (now, value, tuple(released))
-        _entries.move_to_end(key)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+    _entries.put(key, (now, value, tuple(released)))
     return value

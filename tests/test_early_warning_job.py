@@ -322,6 +322,7 @@ def test_a_new_case_in_one_area_recomputes_that_area_and_the_city_only(city, mon
     """Per-area forecasts and detectors are remembered by a digest of their inputs (jobs.memo): after one
     area's new case the rerun computes that area and the city again, the rest come from memory, and the
     stored forecasts equal what computing every area afresh gives."""
+    from bounded_cache import BoundedCache
     from jobs import memo
 
     store, settings = city
@@ -340,7 +341,7 @@ def test_a_new_case_in_one_area_recomputes_that_area_and_the_city_only(city, mon
     _, summary = run_jobs(store, settings, AS_OF)
     assert summary["status"] == "computed" and sorted(computed) == ["A2", "citywide"]
     remembered = store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day")
-    monkeypatch.setattr(memo, "_results", type(memo._results)())  # forget everything: compute every area
+    monkeypatch.setattr(memo, "_results", BoundedCache(memo.MAX_ENTRIES))  # forget everything: every area
     computed.clear()
     run_jobs(store, settings, AS_OF, force=True)
     assert sorted(computed) == sorted(["citywide", *AREAS])
