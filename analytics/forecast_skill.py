@@ -16,6 +16,11 @@ Candidates, each a point path for days 1..H after an origin (the last observed d
   Forecast Hub. The log scale: forecast errors are multiplicative, and an arithmetic mean follows its
   largest member, so one path that explodes (a noisy R(t) or trend) would carry the ensemble with it.
 
+Weekday pattern. Cases are reported unevenly over the week (fewer tests at weekends); the 7-day mean
+absorbs that, the other candidates do not. Where the last ``weekday_weeks`` weeks show a significant
+pattern (``weekday_factors``), renewal, trend and ensemble are fitted to the series divided by its factors
+and their paths multiplied by the factors of the days ahead.
+
 Choice. At an origin the method is chosen on the forecasts the job could have scored by then: for
 each candidate the MAE at 7 and 14 days over the last ``selection_origins`` origins (every
 ``step_days``) whose outcome is known, relative to the naive MAE, averaged over the two horizons. A
@@ -106,6 +111,13 @@ class SkillConfig:
     # age-group, admission and death series (ten series, none out-of-sample) this preference raised the
     # median skill at 7 days from 0.016 to 0.032 and the lowest from -0.035 to -0.020.
     ensemble_preference: float = 0.10
+    # The weekday reporting pattern (weekday_factors): eight weeks, used where significant at p < 0.001.
+    # Scored from origins on every weekday over the tuning pool (the demo city and fourteen case, age-group,
+    # admission and death series of W.P. Putrajaya and Selangor), it raised the median skill from 0.027 to
+    # 0.038 at 7 days and from 0.015 to 0.026 at 14 days, the lowest from -0.028 to -0.017 and from -0.032
+    # to -0.025; used without the test (every pattern, however weak) the lowest fell to -0.044 at 14 days.
+    weekday_weeks: int = 8
+    weekday_alpha: float = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +162,50 @@ def prior_log_rms(horizon: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------- point paths
 def point_paths(history: np.ndarray, si_distr: np.ndarray, horizon: int, r_mean: float | None,
                 cfg: SkillConfig) -> dict[str, np.ndarray]:
-    """Every candidate's path for days 1..horizon after ``history`` (``r_mean`` None: no R(t))."""
+    """Every candidate's path for days 1..horizon after ``history`` (``r_mean`` None: no R(t)).
+
+    Where the series has a weekday reporting pattern (weekday_factors), renewal, trend and ensemble are
+    fitted to the series with the pattern taken out and the pattern put back on their paths; the naive
+    forecast stays the plain 7-day mean, the baseline every skill is measured against."""
     values = np.asarray(history, dtype=float)
     level = float(values[-NAIVE_DAYS:].mean()) if values.size else 0.0
     naive = np.full(horizon, level)
+    factors = weekday_factors(values, cfg)
+    adjusted = values / factors[np.arange(values.size) % 7]
+    ahead = factors[np.arange(values.size, values.size + horizon) % 7]
+    adjusted_level = float(adjusted[-NAIVE_DAYS:].mean()) if values.size else 0.0
+    adjusted_naive = np.full(horizon, adjusted_level)
     if r_mean is not None and math.isfinite(r_mean):
-        renewal = project_incidence(values, si_distr, r_mean, 0.0, horizon, n_samples=1, noise="none",
+        renewal = project_incidence(adjusted, si_distr, r_mean, 0.0, horizon, n_samples=1, noise="none",
                                     r_relax_days=cfg.relax_days)[0]
     else:
-        renewal = naive
-    trend = _trend_path(values, level, horizon, cfg)
-    ensemble = np.expm1((np.log1p(naive) + np.log1p(renewal) + np.log1p(trend)) / 3.0)
-    return {NAIVE: naive, RENEWAL: renewal, TREND: trend, ENSEMBLE: ensemble}
+        renewal = adjusted_naive
+    trend = _trend_path(adjusted, adjusted_level, horizon, cfg)
+    ensemble = np.expm1((np.log1p(adjusted_naive) + np.log1p(renewal) + np.log1p(trend)) / 3.0)
+    return {NAIVE: naive, RENEWAL: renewal * ahead, TREND: trend * ahead, ENSEMBLE: ensemble * ahead}
+
+
+def weekday_factors(history: np.ndarray, cfg: SkillConfig) -> np.ndarray:
+    """(7,) reporting factors by day position (index mod 7) with mean 1, from the last
+    ``weekday_weeks`` weeks: exp of the mean deviation of log(1 + cases) from its centred 7-day mean on
+    each position. All ones where the series is too short or the pattern is not significant: a one-way
+    analysis of variance of those deviations by position at p < ``weekday_alpha``, so that noise in
+    small counts is not projected forward as a pattern."""
+    weeks = cfg.weekday_weeks
+    span = weeks * 7 + 6  # the centred mean needs three days either side
+    values = np.asarray(history, dtype=float)
+    if weeks <= 0 or values.size < span:
+        return np.ones(7)
+    logs = np.log1p(values[-span:].clip(min=0.0))
+    deviation = logs[3:-3] - np.convolve(logs, np.ones(7) / 7.0, mode="valid")
+    position = np.arange(values.size - span + 3, values.size - 3) % 7
+    means = np.bincount(position, weights=deviation, minlength=7) / weeks
+    within = float(((deviation - means[position]) ** 2).sum()) / (deviation.size - 7)
+    between = weeks * float(((means - deviation.mean()) ** 2).sum()) / 6.0
+    if within <= 0.0 or stats.f.sf(between / within, 6, deviation.size - 7) >= cfg.weekday_alpha:
+        return np.ones(7)
+    factors = np.exp(means - means.mean())
+    return factors / factors.mean()
 
 
 def _trend_path(values: np.ndarray, level: float, horizon: int, cfg: SkillConfig) -> np.ndarray:
@@ -410,6 +454,27 @@ def evaluate(values: np.ndarray, si_distr: np.ndarray, horizons: Sequence[int], 
     forecasts = pd.DataFrame(rows, columns=["method", "origin", "horizon", "actual", "naive", "q05", "q25", "median",
                                             "q75", "q95"])
     return Evaluation(score_table(forecasts), forecasts, pd.DataFrame(used, columns=["origin", "method", "note"]))
+
+
+def evaluate_every_weekday(values: np.ndarray, si_distr: np.ndarray, horizons: Sequence[int], cfg: SkillConfig,
+                           n_samples: int, seed: int, rt_mean: np.ndarray | None = None) -> Evaluation:
+    """evaluate() from origins on every day of the week, pooled: the seven weekly grids that start on
+    first_origin + 0..6 (seed + offset for each grid's trajectories).
+
+    Why: the job forecasts every day, each day choosing on the weekly grid that ends on it, so the method
+    in use is all seven grids. One grid scores one weekday of targets (7 and 14 days ahead fall on the
+    weekday of the last observed day); on the tuning pool the skill of one series differed between its
+    seven grids by 0.11 at the median (0.10 at 14 days), more than the differences between methods."""
+    values = np.asarray(values, dtype=float)
+    begin = first_origin(si_distr, cfg)
+    longest = max(int(h) for h in horizons)
+    parts = [evaluate(values, si_distr, horizons, cfg, n_samples, seed + offset, rt_mean, start=begin + offset)
+             for offset in range(cfg.step_days) if begin + offset + longest <= values.size]
+    if not parts:
+        return evaluate(values, si_distr, horizons, cfg, n_samples, seed, rt_mean, start=begin)
+    forecasts = pd.concat([p.forecasts for p in parts], ignore_index=True)
+    choices = pd.concat([p.choices for p in parts], ignore_index=True).sort_values("origin", ignore_index=True)
+    return Evaluation(score_table(forecasts), forecasts, choices)
 
 
 @dataclass(frozen=True, slots=True)

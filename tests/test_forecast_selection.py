@@ -64,6 +64,48 @@ def test_waves_are_forecast_better_than_naive_and_flat_noise_keeps_the_naive_for
     assert (chosen["skill"] > -0.05).all(), chosen
 
 
+# --- the weekday reporting pattern -------------------------------------------------------------------------
+WEEKDAY = np.array([1.35, 1.1, 1.0, 1.0, 0.95, 0.85, 0.75])  # e.g. weekend tests reported on Monday
+
+
+def test_a_weekday_pattern_is_found_taken_out_and_put_back_on_the_forecast() -> None:
+    cfg = fs.SkillConfig()
+    rng = np.random.default_rng(3)
+    days = 140
+    series = rng.poisson(400.0 * WEEKDAY[np.arange(days) % 7]).astype(float)
+    factors = fs.weekday_factors(series, cfg)
+    assert factors.mean() == pytest.approx(1.0)
+    assert np.abs(factors - WEEKDAY / WEEKDAY.mean()).max() < 0.05
+    paths = fs.point_paths(series, SI, 14, 1.0, cfg)
+    ahead = factors[np.arange(days, days + 14) % 7]
+    # Renewal, trend and ensemble carry the pattern; the naive baseline stays the plain 7-day mean.
+    for method in (fs.RENEWAL, fs.TREND, fs.ENSEMBLE):
+        shape = paths[method] / ahead
+        assert shape.max() / shape.min() < 1.1, (method, paths[method])
+    assert np.ptp(paths[fs.NAIVE]) == 0 and paths[fs.NAIVE][0] == pytest.approx(series[-7:].mean())
+
+
+def test_noise_without_a_weekday_pattern_is_not_projected_as_one() -> None:
+    cfg = fs.SkillConfig()
+    found = [(fs.weekday_factors(np.random.default_rng(seed).poisson(30.0, 120).astype(float), cfg) != 1).any()
+             for seed in range(200)]
+    assert sum(found) <= 3  # p < 0.001 over 200 pattern-free series: 0.2 expected
+    assert (fs.weekday_factors(np.zeros(120), cfg) == 1).all()  # nothing reported: no pattern, no error
+    assert (fs.weekday_factors(np.arange(30.0), cfg) == 1).all()  # too short for eight weeks
+
+
+def test_the_backtest_on_every_weekday_pools_the_seven_weekly_grids() -> None:
+    cfg = fs.SkillConfig()
+    series = _series("waves", days=200)
+    pooled = fs.evaluate_every_weekday(series, SI, (7, 14), cfg, 100, 0)
+    begin = fs.first_origin(SI, cfg)
+    grids = [fs.evaluate(series, SI, (7, 14), cfg, 100, offset, start=begin + offset) for offset in range(7)]
+    origins = sorted(o for g in grids for o in g.choices["origin"])
+    assert sorted(pooled.choices["origin"]) == origins and len(set(np.asarray(origins) % 7)) == 7
+    expected = fs.score_table(pd.concat([g.forecasts for g in grids], ignore_index=True))
+    pd.testing.assert_frame_equal(pooled.scores, expected)
+
+
 def test_the_band_is_calibrated_on_the_series_own_errors() -> None:
     cfg = fs.SkillConfig()
     for kind in ("waves", "flat"):
