@@ -20,7 +20,10 @@ import pandas as pd
 def anchored_band(projected_census: pd.DataFrame, census_now: float, occupied_now: float,
                   weight: float = 1.0) -> pd.DataFrame:
     """Occupied beds per day ahead (band columns kept), never below zero."""
-    return (occupied_now + weight * (projected_census - census_now)).clip(lower=0.0)
+    # On the arrays: the job anchors a band for every hospital and area, and pandas' per-frame overhead
+    # was most of that time. NaN stays NaN (np.clip, like DataFrame.clip).
+    values = occupied_now + weight * (projected_census.to_numpy(dtype=float) - census_now)
+    return pd.DataFrame(np.clip(values, 0.0, None), index=projected_census.index, columns=projected_census.columns)
 
 
 def allocation_weights(facility_ids: pd.Series, covid_patients: pd.Series, occupied: pd.Series) -> pd.Series:

@@ -11,7 +11,9 @@ each phase runs in a fresh process (a start-up has no warm caches):
 * ``startup``: a new process runs every job again. The inputs have not changed since the jobs last ran,
   so each should say "unchanged" and take little time.
 * ``new_case``: one counted case arrives (through the real file ingest: a one-row cases file, the
-  newest report day, at the newest case's place), then every job runs: the timings of a real rerun.
+  newest report day, at the newest case's place), then every job runs: the timings of a real rerun,
+  the first after a start (per-area results whose inputs did not change are read back from what the
+  job stored with their input digests, jobs.ew_reuse).
 * ``second_case``: another case arrives in the same process: what a running server pays for each
   new report once it has computed once (per-area results it can reuse are remembered, jobs.memo).
 * ``again``: the same process runs every job once more: unchanged again.

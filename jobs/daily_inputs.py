@@ -199,14 +199,21 @@ def load_stored(store: Store, as_of: date, days: int = HISTORY_DAYS) -> DailyDat
     rows = qi.daily_series(store, start, as_of)
     rows["day"] = pd.to_datetime(rows["day"])
     counts, fever, wastewater = {}, {}, {}
-    for area_id in [CITYWIDE, *areas["area_id"]]:
-        mine = rows[rows["area_id"] == area_id].set_index("day").reindex(calendar)
-        counts[area_id] = mine[list(COUNT_FIELDS)].astype(float).fillna(0.0).rename_axis("date")
-        if mine["fever"].notna().any():
-            fever[area_id] = mine["fever"].astype(float).rename_axis("date")
-        if mine["wastewater_log"].notna().any():
-            wastewater[area_id] = mine["wastewater_log"].astype(float).rename_axis("date")
-    city = rows[rows["area_id"] == CITYWIDE].set_index("day").reindex(calendar)
-    census = city[list(CENSUS_FIELDS)].astype(float).rename_axis("date")
+    # Every area's complete calendar in one reindex, then cut by position (area after area): a filter,
+    # reindex and cast per area cost about a second at a hundred areas.
+    wanted = [CITYWIDE, *areas["area_id"]]
+    full = rows.set_index(["area_id", "day"]).reindex(pd.MultiIndex.from_product([wanted, calendar]))
+    n = len(calendar)
+    count_values = np.nan_to_num(full[list(COUNT_FIELDS)].to_numpy(dtype=float), nan=0.0)
+    sensor_values = {name: full[name].to_numpy(dtype=float) for name in ("fever", "wastewater_log")}
+    for i, area_id in enumerate(wanted):
+        block = slice(i * n, (i + 1) * n)
+        counts[area_id] = pd.DataFrame(count_values[block].copy(), index=calendar, columns=list(COUNT_FIELDS))
+        for name, into in (("fever", fever), ("wastewater_log", wastewater)):
+            values = sensor_values[name][block]
+            if not np.isnan(values).all():
+                into[area_id] = pd.Series(values.copy(), index=calendar, name=name)
+    census = pd.DataFrame(full[list(CENSUS_FIELDS)].to_numpy(dtype=float)[:n], index=calendar,
+                          columns=list(CENSUS_FIELDS))
     return DailyData(as_of=as_of, days=calendar, areas=areas, city_population=q.city_population(store),
                      counts=counts, census=census, fever=fever, wastewater_log=wastewater)

@@ -50,17 +50,19 @@ from analytics.forecast import (
 )
 from jobs import memo
 from jobs.daily_inputs import DailyData, load_stored
+from jobs.ew_reuse import SeriesAlarms, StoredResults
 from jobs.indicators import MIN_CASES_FOR_RT, serial_interval
 from settings import Settings
 from store import Store
 from store import queries_indicators as qi
+from store import queries_ew_reuse as qr
 from store import queries_forecast as qf
 from store import queries_warning as qw
 from store.definitions import CITYWIDE, HOSPITAL_KINDS
 from store.queries_warning import AlarmEpisode, AlertSpec, ForecastRun
 
 JOB = "early_warning"
-METHOD_VERSION = "3"  # 3: method chosen per series by backtest, calibrated bands, skill stored
+METHOD_VERSION = "4"  # 3: method chosen per series by backtest, calibrated bands, skill stored; 4: weekday pattern
 # An alarm episode ends after this many consecutive days without an alarm (EARS and EWMA flicker).
 QUIET_DAYS_TO_RESOLVE = 3
 # A count cannot be known better than to one case: with a baseline of identical counts (sd 0, common for
@@ -128,11 +130,13 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
         return {"status": "unchanged", "as_of": as_of.isoformat()}
 
     data = load_stored(store, as_of)
-    alarms = detect_alarms(data, settings.privacy.min_count)
+    # Unchanged areas are answered from memory (jobs.memo) or, after a restart, from what this job stored
+    # under the same input digest (jobs.ew_reuse); only the others are computed.
+    stored = StoredResults(store, as_of)
+    alarms = detect_alarms(data, settings.privacy.min_count, stored)
     hospital = hospital_parameters(store, data, settings)
-    rt_now = qi.rt_on(store, as_of)
-    forecasts = [remembered_forecast(data, area_id, hospital, settings, rt_now.get(area_id),
-                                     rt_history(store, area_id, data)) for area_id in data.area_ids()]
+    forecasts, forecast_keys = remembered_forecasts(data, hospital, settings, qi.rt_on(store, as_of),
+                                                    rt_histories(store, data), stored)
     city = next(f for f in forecasts if f.run.area_id == CITYWIDE)
     facilities = qi.stored_facility_days(store, as_of, as_of)
     outlooks, bands = capacity_outlook(data, city, hospital, facilities, settings)
@@ -145,7 +149,9 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
         written["alarms"] = qw.sync_alarms(con, as_of, alarms.episodes, now)
         written["aberration_alerts"] = qw.sync_alerts(con, ALERT_KIND_ABERRATION, alarms.alerts, now)
         written["capacity_alerts"] = qw.sync_alerts(con, ALERT_KIND_CAPACITY, [capacity] if capacity else [], now)
-        qw.replace_forecasts(con, as_of, [(result.run, result.bands) for result in forecasts], now)
+        qw.replace_forecasts(con, as_of, [(result.run, result.bands) for result in forecasts], now, forecast_keys)
+        qr.replace_series_alarms_in(con, pd.DataFrame(list(alarms.series_digests), columns=list(
+            qr.SERIES_ALARM_COLUMNS)))
         qf.replace_skills_in(con, as_of, {result.run.area_id: result.skill for result in forecasts})
         qi.replace_capacity_outlook_in(con, as_of, outlooks, bands)
         qi.save_job_run_in(con, JOB, as_of, now, fp, METHOD_VERSION, parameters(settings),
@@ -169,6 +175,8 @@ def run(store: Store, settings: Settings, today: date, now: datetime | None = No
 class AlarmResult:
     episodes: tuple[AlarmEpisode, ...]
     alerts: tuple[AlertSpec, ...]
+    # (series, area_id, input digest, open since, open last) per series tested: stored for the next start
+    series_digests: tuple[tuple, ...] = ()
 
 
 def open_episode(flags: np.ndarray, quiet_days: int = QUIET_DAYS_TO_RESOLVE) -> tuple[int, int] | None:
@@ -203,40 +211,61 @@ def detector_results(series: pd.Series, min_sigma: float) -> dict[str, pd.DataFr
     return results
 
 
-def detect_alarms(data: DailyData, min_count: int) -> AlarmResult:
-    """Open alarm episodes of every detector on every series and area, and one alert per series and area."""
+def series_alarms(data: DailyData, key: str, area_id: str, series: pd.Series, min_sigma: float,
+                  log_scale: bool) -> SeriesAlarms:
+    """The open episode of each detector on one series, and the open span of their alarm days together."""
+    episodes: list[AlarmEpisode] = []
+    union = None
+    for method, result in detector_results(series, min_sigma).items():
+        # A series that stopped before as_of has its flags end there: no new alarms after it.
+        flags = result["alarm"].reindex(data.days, fill_value=False).to_numpy(dtype=bool)
+        union = flags if union is None else union | flags
+        found = open_episode(flags)
+        if found is None:
+            continue
+        first, last = found
+        day = data.days[last]
+        observed, bound = float(series.get(day, np.nan)), float(result["upperbound"].get(day, np.nan))
+        if log_scale:
+            observed, bound = math.exp(observed), math.exp(bound)
+        episodes.append(AlarmEpisode(key, area_id, method, data.days[first].date(), day.date(), observed, bound))
+    found = open_episode(union) if union is not None else None
+    span = None if found is None else (data.days[found[0]].date(), data.days[found[1]].date())
+    return SeriesAlarms(tuple(episodes), span)
+
+
+def detect_alarms(data: DailyData, min_count: int, stored: StoredResults | None = None) -> AlarmResult:
+    """Open alarm episodes of every detector on every series and area, and one alert per series and area.
+
+    Each series' detectors run only when the series changed: otherwise what they found is remembered
+    (jobs.memo) or, after a restart, read back from ``stored`` (the same digest of the same inputs).
+    """
+    name = f"series-alarms-v{METHOD_VERSION}"
     episodes: list[AlarmEpisode] = []
     alerts: list[AlertSpec] = []
+    digests: list[tuple] = []
     for area_id in data.area_ids():
         for key, label, is_count, log_scale in SERIES:
             series = series_of(data, key, area_id)
-            if series is None or series.dropna().empty or not (series.fillna(0) != 0).any():
+            values = None if series is None else series.to_numpy(dtype=float)
+            if values is None or not (values[~np.isnan(values)] != 0).any():  # nothing, or nothing but zeros
                 continue
             min_sigma = COUNT_MIN_SIGMA if is_count else (LOG_CONCENTRATION_MIN_SIGMA if log_scale else 0.0)
-            union = None
-            # Remembered per series (jobs.memo): a rerun for one area's new case redoes that area only.
-            found_by_method = memo.remembered(f"detectors-v{METHOD_VERSION}", memo.digest(series, min_sigma),
-                                              lambda: detector_results(series, min_sigma))
-            for method, result in found_by_method.items():
-                # A series that stopped before as_of has its flags end there: no new alarms after it.
-                flags = result["alarm"].reindex(data.days, fill_value=False).to_numpy(dtype=bool)
-                union = flags if union is None else union | flags
-                found = open_episode(flags)
-                if found is None:
-                    continue
-                first, last = found
-                day = data.days[last]
-                observed, bound = float(series.get(day, np.nan)), float(result["upperbound"].get(day, np.nan))
-                if log_scale:
-                    observed, bound = math.exp(observed), math.exp(bound)
-                episodes.append(AlarmEpisode(key, area_id, method, data.days[first].date(), day.date(),
-                                             observed, bound))
-            found = open_episode(union) if union is not None else None
+            digest = memo.digest(name, key, area_id, series, min_sigma, log_scale)
+            found = memo.recall(name, digest)
+            if found is None and stored is not None:
+                found = stored.series_alarms(key, area_id, digest, (*EARS_METHODS, EWMA_METHOD))
+                if found is not None:
+                    memo.keep(name, digest, found)
             if found is None:
+                found = memo.remembered(name, digest, lambda: series_alarms(data, key, area_id, series, min_sigma,
+                                                                            log_scale))
+            episodes.extend(found.episodes)
+            digests.append((key, area_id, digest, *(found.open_span or (None, None))))
+            if found.open_span is None:
                 continue
-            methods = sorted({e.method for e in episodes if (e.series, e.area_id) == (key, area_id)})
-            since = data.days[found[0]].date()
-            last_day = data.days[found[1]]
+            methods = sorted({e.method for e in found.episodes})
+            since, last_day = found.open_span[0], pd.Timestamp(found.open_span[1])
             value = float(series.get(last_day, np.nan))
             shown = alert_value_text(math.exp(value) if log_scale else value, is_count, min_count)
             alerts.append(AlertSpec(
@@ -246,7 +275,7 @@ def detect_alarms(data: DailyData, min_count: int) -> AlarmResult:
                 detail=(f"{', '.join(methods) or 'aberration'} alarm since {since.isoformat()}; "
                         f"{last_day.date().isoformat()}: {shown}"),
                 rule_id=ABERRATION_RULE_ID, rule_version=ABERRATION_RULE_VERSION))
-    return AlarmResult(tuple(episodes), tuple(alerts))
+    return AlarmResult(tuple(episodes), tuple(alerts), tuple(digests))
 
 
 def series_of(data: DailyData, key: str, area_id: str) -> pd.Series | None:
@@ -351,22 +380,50 @@ def skill_config(settings: Settings) -> fs.SkillConfig:
     return fs.SkillConfig(relax_days=ew.forecast_r_relax_days, window=ew.rt_window, min_window_cases=MIN_CASES_FOR_RT)
 
 
-def rt_history(store: Store, area_id: str, data: DailyData) -> pd.Series:
-    """The stored R(t) posterior mean of each day of the loaded history (NaN where not estimated)."""
-    rows = qi.rt_estimates(store, area_id, data.days[0].date(), data.as_of)
-    series = pd.Series(rows["mean"].to_numpy(dtype=float), index=pd.to_datetime(rows["day"]))
-    return series.reindex(data.days)
+def rt_histories(store: Store, data: DailyData) -> dict[str, pd.Series]:
+    """Per area the stored R(t) posterior mean of each day of the loaded history (NaN where not estimated),
+    read for every area at once."""
+    rows = qi.rt_means(store, data.days[0].date(), data.as_of)
+    rows["day"] = pd.to_datetime(rows["day"])
+    by_area = {area_id: group for area_id, group in rows.groupby("area_id", sort=False)}
+    empty = pd.Series(np.nan, index=data.days, dtype=float)
+    paths: dict[str, pd.Series] = {}
+    for area_id in data.area_ids():
+        mine = by_area.get(area_id)
+        paths[area_id] = empty if mine is None else pd.Series(
+            mine["mean"].to_numpy(dtype=float), index=pd.DatetimeIndex(mine["day"])).reindex(data.days)
+    return paths
 
 
-def remembered_forecast(data: DailyData, area_id: str, hospital: Hospital, settings: Settings,
-                        rt: tuple[float, float] | None, rt_by_day: pd.Series | None) -> ForecastResult:
-    """forecast_area, remembered by a digest of everything it reads (jobs.memo): the backtests behind the
-    choice of method are most of the job's time, and a rerun for one area's new case redoes that area only
-    (and the city)."""
-    key = memo.digest(data.as_of, area_id, data.counts[area_id], hospital, settings.early_warning.model_dump_json(),
-                      rt, rt_by_day)
-    return memo.remembered(f"forecast-v{METHOD_VERSION}", key,
-                           lambda: forecast_area(data, area_id, hospital, settings, rt, rt_by_day))
+def remembered_forecasts(data: DailyData, hospital: Hospital, settings: Settings,
+                         rt_now: dict[str, tuple[float, float]], rt_paths: dict[str, pd.Series],
+                         stored: StoredResults | None = None) -> tuple[list[ForecastResult], dict[str, str]]:
+    """forecast_area of every area, and per area the digest of everything it reads (jobs.memo).
+
+    The backtests behind the choice of method are most of the job's time: an area whose inputs have the
+    digest of a result remembered in this process, or (after a restart) of the one stored for the day,
+    is answered from there, so a rerun for one area's new case computes that area and the city only.
+    """
+    name = f"forecast-v{METHOD_VERSION}"
+    settings_json = settings.early_warning.model_dump_json()
+    keys = {area_id: memo.digest(name, data.as_of, area_id, data.counts[area_id], hospital, settings_json,
+                                 rt_now.get(area_id), rt_paths.get(area_id)) for area_id in data.area_ids()}
+    results: dict[str, ForecastResult] = {}
+    for area_id, key in keys.items():
+        hit = memo.recall(name, key)
+        if hit is not None:
+            results[area_id] = hit
+    # Not the city's: its census bands (the capacity outlook's start) are not stored as such (jobs.ew_reuse).
+    restorable = {a: k for a, k in keys.items() if a not in results and a != CITYWIDE}
+    if stored is not None and restorable:
+        for area_id, found in stored.forecasts(restorable).items():
+            results[area_id] = memo.keep(name, keys[area_id], ForecastResult(found.run, found.bands, None,
+                                                                             found.skill))
+    for area_id, key in keys.items():
+        if area_id not in results:
+            results[area_id] = memo.remembered(name, key, lambda a=area_id: forecast_area(
+                data, a, hospital, settings, rt_now.get(a), rt_paths.get(a)))
+    return [results[a] for a in data.area_ids()], keys
 
 
 def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: Settings,
@@ -441,7 +498,8 @@ def capacity_outlook(data: DailyData, city: ForecastResult, hospital: Hospital, 
     ew = settings.early_warning
     threshold, horizon = ew.capacity_threshold, ew.forecast_days
     hospitals = facilities[facilities["kind"].isin(HOSPITAL_KINDS) & facilities["reported_at"].notna()]
-    outlooks, bands = [], []
+    outlooks: list[dict] = []
+    bands: list[tuple[str, str, str, pd.DataFrame]] = []  # scope, scope_id, resource, band
 
     def add(scope, scope_id, resource, capacity, occupied, band, note=""):
         row = {"as_of": data.as_of, "scope": scope, "scope_id": scope_id, "resource": resource,
@@ -452,8 +510,7 @@ def capacity_outlook(data: DailyData, city: ForecastResult, hospital: Hospital, 
             out = days_until_capacity(band, float(capacity), threshold, current_occupancy=float(occupied))
             row.update(at_threshold=out.beds_at_threshold, days_median=out.days_median, days_upper=out.days_upper,
                        trigger=capacity_trigger(out.days_median, NY_RED_ZONE_DAYS))
-            frame = band.reset_index().rename(columns={band.index.name or "index": "day"})
-            bands.append(frame.assign(as_of=data.as_of, scope=scope, scope_id=scope_id, resource=resource))
+            bands.append((scope, scope_id, resource, band))
         elif band is not None:
             row.update(projected=False, note="no beds reported")
         outlooks.append(row)
@@ -489,9 +546,25 @@ def capacity_outlook(data: DailyData, city: ForecastResult, hospital: Hospital, 
             add("area", str(area_id), resource, _sum(group[total_col]), occupied_a, band,
                 f"{len(group)} hospital(s) in the area; {weight:.0%} of the city's change")
     outlook = pd.DataFrame(outlooks, columns=list(qi.OUTLOOK_COLUMNS))
-    band_rows = (pd.concat(bands, ignore_index=True)[list(qi.BAND_COLUMNS)] if bands
-                 else pd.DataFrame(columns=list(qi.BAND_COLUMNS)))
-    return outlook, band_rows
+    return outlook, _band_table(data.as_of, bands)
+
+
+BAND_VALUES = ("mean", "median", "q05", "q95")
+
+
+def _band_table(as_of: date, bands: list[tuple[str, str, str, pd.DataFrame]]) -> pd.DataFrame:
+    """Every projection's band rows (qi.BAND_COLUMNS) in one frame, built from arrays: a frame per
+    hospital and resource, concatenated, was most of the outlook's time at a hundred hospitals."""
+    if not bands:
+        return pd.DataFrame(columns=list(qi.BAND_COLUMNS))
+    lengths = [len(band) for *_, band in bands]
+    columns = {"as_of": [as_of] * sum(lengths)}
+    for i, name in enumerate(("scope", "scope_id", "resource")):
+        columns[name] = np.repeat(np.array([b[i] for b in bands], dtype=object), lengths)
+    columns["day"] = np.concatenate([band.index.to_numpy() for *_, band in bands])
+    for name in BAND_VALUES:
+        columns[name] = np.concatenate([band[name].to_numpy(dtype=float) for *_, band in bands])
+    return pd.DataFrame(columns)[list(qi.BAND_COLUMNS)]
 
 
 def _num(value) -> float | None:

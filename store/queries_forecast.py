@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from store.store import Store
@@ -16,11 +17,15 @@ def replace_skills_in(con, as_of: date, scores_by_area: dict[str, pd.DataFrame |
     the day's earlier ones in one DELETE and one INSERT."""
     con.execute("DELETE FROM ew_forecast_skill WHERE as_of = ? AND list_contains(?, area_id)",
                 [as_of, list(scores_by_area)])
-    frames = [scores.assign(as_of=as_of, area_id=area_id)[list(SKILL_COLUMNS)]
-              for area_id, scores in scores_by_area.items() if scores is not None and not scores.empty]
-    if not frames:
+    kept = [(area_id, scores) for area_id, scores in scores_by_area.items() if scores is not None and not scores.empty]
+    if not kept:
         return
-    con.register("ew_skill_in", pd.concat(frames, ignore_index=True))
+    # One concat and one column for the areas, not an assign per area (a hundred areas).
+    rows = pd.concat([scores for _, scores in kept], ignore_index=True)
+    rows["as_of"] = as_of
+    rows["area_id"] = np.repeat(np.array([area_id for area_id, _ in kept], dtype=object),
+                                [len(scores) for _, scores in kept])
+    con.register("ew_skill_in", rows[list(SKILL_COLUMNS)])
     try:
         con.execute(f"INSERT INTO ew_forecast_skill ({', '.join(SKILL_COLUMNS)}) "
                     f"SELECT CAST(as_of AS DATE), area_id, method, horizon, origins, mae, mae_naive, skill, wis, "

@@ -290,6 +290,12 @@ def rt_estimates(store: Store, area_id: str, start: date, end: date) -> pd.DataF
                       "WHERE area_id = ? AND day BETWEEN ? AND ? ORDER BY day", [area_id, start, end])
 
 
+def rt_means(store: Store, start: date, end: date) -> pd.DataFrame:
+    """area_id, day, mean of R(t) of every area over [start, end], in one read (the job needs all areas)."""
+    return store.read("SELECT area_id, day, mean FROM rt_estimates WHERE day BETWEEN ? AND ? ORDER BY area_id, day",
+                      [start, end])
+
+
 def capacity_outlook(store: Store, as_of: date, scope: str | None = None, scope_id: str | None = None
                      ) -> pd.DataFrame:
     where, params = "", [as_of]

@@ -7,10 +7,11 @@ DuckDB connection, run by ``Store.submit`` in the writer thread, so that a whole
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from store.store import Store
@@ -276,32 +277,38 @@ def sync_alerts(con, kind: str, wanted: Sequence[AlertSpec], now: datetime) -> d
 
 
 def replace_forecasts(con, as_of: date, forecasts: Sequence[tuple[ForecastRun, pd.DataFrame]],
-                      computed_at: datetime) -> None:
+                      computed_at: datetime, digests: Mapping[str, str] | None = None) -> None:
     """Store every area's forecast for ``as_of`` (bands: series, day, mean, median, q05, q95), replacing the
-    day's earlier ones: one DELETE and one INSERT per table, not one per area (a 100-area city)."""
+    day's earlier ones: one DELETE and one INSERT per table, not one per area (a 100-area city).
+    ``digests``: per area the digest of the forecast's inputs (store/schema_ew_reuse.py)."""
+    digests = digests or {}
     runs = pd.DataFrame([{"as_of": as_of, "area_id": r.area_id, "computed_at": computed_at,
                           "horizon_days": r.horizon_days, "r_mean": r.r_mean, "r_std": r.r_std,
                           "admission_share": r.admission_share, "icu_share": r.icu_share, "note": r.note,
-                          "method": r.method, "method_note": r.method_note} for r, _ in forecasts],
+                          "method": r.method, "method_note": r.method_note,
+                          "input_digest": digests.get(r.area_id)} for r, _ in forecasts],
                         columns=["as_of", "area_id", "computed_at", "horizon_days", "r_mean", "r_std",
-                                 "admission_share", "icu_share", "note", "method", "method_note"])
+                                 "admission_share", "icu_share", "note", "method", "method_note", "input_digest"])
     columns = ["series", "day", "mean", "median", "q05", "q95"]
-    bands = [b[columns].assign(area_id=r.area_id) for r, b in forecasts if not b.empty]
+    with_bands = [(r.area_id, b) for r, b in forecasts if not b.empty]
     areas = list(runs["area_id"])
     con.execute("DELETE FROM ew_forecast_runs WHERE as_of = ? AND list_contains(?, area_id)", [as_of, areas])
     con.execute("DELETE FROM ew_forecast_bands WHERE as_of = ? AND list_contains(?, area_id)", [as_of, areas])
     con.register("ew_runs_in", runs.astype({"r_mean": float, "r_std": float, "admission_share": float,
-                                            "icu_share": float, "method": object}))
+                                            "icu_share": float, "method": object, "input_digest": object}))
     try:
         con.execute("""INSERT INTO ew_forecast_runs (as_of, area_id, computed_at, horizon_days, r_mean, r_std,
-                           admission_share, icu_share, note, method, method_note)
+                           admission_share, icu_share, note, method, method_note, input_digest)
                        SELECT CAST(as_of AS DATE), area_id, computed_at, horizon_days, r_mean, r_std,
-                              admission_share, icu_share, note, method, method_note FROM ew_runs_in""")
+                              admission_share, icu_share, note, method, method_note, input_digest FROM ew_runs_in""")
     finally:
         con.unregister("ew_runs_in")
-    if not bands:
+    if not with_bands:
         return
-    con.register("ew_bands_in", pd.concat(bands, ignore_index=True))
+    # One concat and one column for the areas, not an assign per area (a hundred areas).
+    bands = pd.concat([b[columns] for _, b in with_bands], ignore_index=True)
+    bands["area_id"] = np.repeat(np.array([a for a, _ in with_bands], dtype=object), [len(b) for _, b in with_bands])
+    con.register("ew_bands_in", bands)
     try:
         con.execute("""INSERT INTO ew_forecast_bands SELECT ?, area_id, series, CAST(day AS DATE), mean, median,
                               q05, q95 FROM ew_bands_in""", [as_of])

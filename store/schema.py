@@ -126,10 +126,11 @@ def all_ddl() -> tuple[str, ...]:
                        schema_indicators, schema_tokens, schema_warning, schema_warnings)
     from store import schema_forecast, schema_hotspots
     from store import schema_sensors
+    from store import schema_ew_reuse
     from store import row_hash
     return (DDL + schema_clusters.DDL + schema_warning.DDL + schema_capacity.DDL + schema_access.DDL
             + schema_tokens.DDL + schema_indicators.DDL + schema_warnings.DDL + schema_addresses.DDL
-            + schema_hotspots.DDL + schema_forecast.DDL + schema_sensors.DDL + row_hash.MIGRATIONS
+            + schema_hotspots.DDL + schema_forecast.DDL + schema_ew_reuse.DDL + schema_sensors.DDL + row_hash.MIGRATIONS
             + definitions.VIEWS)
 
 

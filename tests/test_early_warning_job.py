@@ -318,10 +318,26 @@ def test_page_view_before_and_after_the_jobs(city, settings_factory, tmp_path):
         assert ew.page_view(empty, settings, "citywide", OPERATOR).as_of is None
 
 
+def _stored_results(store) -> dict:
+    """Everything the early-warning job stored per area (computed_at aside: it is the run's time)."""
+    return {
+        "runs": store.read("SELECT * EXCLUDE (computed_at) FROM ew_forecast_runs ORDER BY as_of, area_id"),
+        "bands": store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day"),
+        "skill": store.read("SELECT * FROM ew_forecast_skill ORDER BY area_id, method, horizon"),
+        "alarms": store.read("SELECT * EXCLUDE (alarm_id, updated_at) FROM ew_alarms "
+                             "ORDER BY series, area_id, method, started_on"),
+        "series": store.read("SELECT * FROM ew_series_alarms ORDER BY series, area_id"),
+        "alerts": store.read("SELECT dedupe_key, title, detail, status FROM alerts WHERE kind = 'aberration' "
+                             "ORDER BY dedupe_key"),
+        "outlook": store.read("SELECT * FROM capacity_outlook ORDER BY as_of, scope, scope_id, resource"),
+    }
+
+
 def test_a_new_case_in_one_area_recomputes_that_area_and_the_city_only(city, monkeypatch):
-    """Per-area forecasts and detectors are remembered by a digest of their inputs (jobs.memo): after one
-    area's new case the rerun computes that area and the city again, the rest come from memory, and the
-    stored forecasts equal what computing every area afresh gives."""
+    """Per-area forecasts and detectors are remembered by a digest of their inputs (jobs.memo), and stored
+    with it (jobs.ew_reuse): after one area's new case the rerun computes that area and the city again;
+    after a restart (memory forgotten, same database) only the city; and what is stored equals what
+    computing every area afresh gives."""
     from bounded_cache import BoundedCache
     from jobs import memo
 
@@ -332,18 +348,43 @@ def test_a_new_case_in_one_area_recomputes_that_area_and_the_city_only(city, mon
     add_all(store, "case", [{"case_id": "A2-late", "reported_date": AS_OF.isoformat(), "status": "confirmed",
                              "lat": SOUTH_LAT + 0.01, "lng": west + 0.01}], ctx)
     computed: list[str] = []
-    original = job.forecast_area
+    detected: list[str] = []
+    original, original_detectors = job.forecast_area, job.detector_results
 
     def counting(data, area_id, *args, **kwargs):
         computed.append(area_id)
         return original(data, area_id, *args, **kwargs)
+
+    def counting_detectors(series, min_sigma):
+        detected.append(str(series.name))
+        return original_detectors(series, min_sigma)
     monkeypatch.setattr(job, "forecast_area", counting)
+    monkeypatch.setattr(job, "detector_results", counting_detectors)
     _, summary = run_jobs(store, settings, AS_OF)
     assert summary["status"] == "computed" and sorted(computed) == ["A2", "citywide"]
-    remembered = store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day")
-    monkeypatch.setattr(memo, "_results", BoundedCache(memo.MAX_ENTRIES))  # forget everything: every area
+    # A2's cases changed (and so the city's); the other series' detectors answered from memory.
+    assert sorted(detected) == ["cases", "cases"]
+    remembered = _stored_results(store)
+    assert remembered["runs"]["input_digest"].notna().all() and len(remembered["series"])
+
+    # A restart: a new process remembers nothing, the database holds the results with their digests.
+    monkeypatch.setattr(memo, "_results", BoundedCache(memo.MAX_ENTRIES))
     computed.clear()
+    detected.clear()
+    _, summary = run_jobs(store, settings, AS_OF, force=True)
+    assert summary["status"] == "computed" and computed == ["citywide"] and detected == []
+    restarted = _stored_results(store)
+    for table, frame in remembered.items():
+        assert frame.equals(restarted[table]), table
+
+    # Forget the stored digests too: every area and series computed afresh gives the same results.
+    monkeypatch.setattr(memo, "_results", BoundedCache(memo.MAX_ENTRIES))
+    store.write("UPDATE ew_forecast_runs SET input_digest = NULL")
+    store.write("DELETE FROM ew_series_alarms")
+    computed.clear()
+    detected.clear()
     run_jobs(store, settings, AS_OF, force=True)
-    assert sorted(computed) == sorted(["citywide", *AREAS])
-    fresh = store.read("SELECT * FROM ew_forecast_bands ORDER BY area_id, series, day")
-    assert remembered.equals(fresh)
+    assert sorted(computed) == sorted(["citywide", *AREAS]) and len(detected) == len(remembered["series"])
+    fresh = _stored_results(store)
+    for table, frame in remembered.items():
+        assert frame.equals(fresh[table]), table
