@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -29,18 +30,18 @@ from plotly.subplots import make_subplots
 
 from analytics.catalog import COUNT
 from components.basemap import rings_xy
-from components.figdict import coords
+from components.figdict import coords, float32_array
 from components.hexmap import hex_map_figure
 from components.theme import MUTED, OKABE_ITO, PANEL, TEXT, base_layout
 from services.formatting import display_value
 from geo.cells import (
     average_cell_edge_m,
-    cell_to_boundary_lnglat,
     cell_to_latlng,
     cells_to_latlngs,
     cells_to_outline_rings_lnglat,
 )
 from geo.distance import circle_to_ring_lnglat, lat_north_of
+from geo.outlines import cells_to_fill_rings_lnglat
 
 CLUSTER_COLOUR = OKABE_ITO["sky"]  # not a tier colour: a cluster is a finding, a zone is a decision
 SUPPRESSED_COLOUR = "#5f6b76"
@@ -81,8 +82,10 @@ def _cells_outline_xy(cells: Sequence[str]) -> tuple[list, list]:
     return rings_xy(cells_to_outline_rings_lnglat(cells))
 
 
-def _cells_fill_xy(cells: Sequence[str]) -> tuple[list, list]:
-    return rings_xy([cell_to_boundary_lnglat(cell) for cell in cells])
+def _cells_fill_xy(cells: Sequence[str]) -> tuple[dict, dict]:
+    """The area the cells cover as rings to fill, one per connected piece (geo.outlines), as float32."""
+    xs, ys = rings_xy(cells_to_fill_rings_lnglat(cells))
+    return float32_array(xs), float32_array(ys)
 
 
 def _circle_xy(lat: float, lng: float, radius_m: float) -> tuple[list[float], list[float]]:
@@ -97,7 +100,7 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
 
     ``measure`` is "cases" (window counts), "rate" (per 100,000 residents) or "hotspots" (the stored
     Gi* classes in ``hotspots``: h3_cell, z, confidence, spot). Every clickable point carries
-    customdata [kind, key] with kind "cell" or "zone".
+    customdata [kind, key, ...] with kind "cell" or "zone" (a cell's then holds the figures its hover shows).
     """
     hidden = _flags(cells, "cases") if len(cells) else pd.Series(dtype=bool)
     if measure == "hotspots":
@@ -189,30 +192,59 @@ def cluster_map_figure(cells: pd.DataFrame, outlines: Sequence[dict], zones: pd.
     rates = dict(zip(cells["h3_cell"], cells["rate_per_100k"])) if len(cells) else {}
     people = dict(zip(cells["h3_cell"], cells["population"])) if len(cells) else {}
     click_cells = list(dict.fromkeys([*counts.keys(), *zone_of_cell.keys()]))
-    if click_cells:
-        centres = cells_to_latlngs(click_cells)
-        hover = []
-        for cell in click_cells:
-            n = counts.get(cell, 0)
-            rate = rates.get(cell)
-            hide = bool(withheld.get(cell, False))
-            parts = [f"cases, {window_days} d: {shown(n, hide, min_count)}"]
-            if not hide and rate is not None and not (isinstance(rate, float) and math.isnan(rate)):
-                parts.append(f"{rate:,.0f} per 100k")
-            pop = people.get(cell)
-            if pop is not None and not (isinstance(pop, float) and math.isnan(pop)):
-                parts.append(f"about {pop:,.0f} residents")
-            if cell in zone_of_cell:
-                parts.append(f"{zone_of_cell[cell][1]} zone {zone_of_cell[cell][0]}")
-            hover.append("<br>".join(parts + [f"cell {cell}", "click for its history"]))
-        fig.add_trace(go.Scatter(x=coords(centres[:, 1]), y=coords(centres[:, 0]),
-                                 mode="markers", name="cells", showlegend=False,
-                                 marker=dict(size=11, opacity=0), hovertext=hover, hoverinfo="text",
+    for group in _click_groups(click_cells, counts, withheld, rates, people, zone_of_cell, min_count):
+        centres = cells_to_latlngs([row[1] for row in group.customdata])
+        fig.add_trace(go.Scatter(x=float32_array(centres[:, 1]), y=float32_array(centres[:, 0]),
+                                 mode="markers", name="cells", showlegend=False, marker=dict(size=11, opacity=0),
+                                 hovertemplate=group.template(window_days),
                                  hoverlabel=dict(bgcolor=PANEL, bordercolor=TEXT, font=dict(color=TEXT)),
-                                 customdata=[["cell", c] for c in click_cells]))
+                                 customdata=group.customdata))
     fig.update_layout(clickmode="event", hovermode="closest", uirevision="clusters-map",
                       legend=dict(orientation="h", y=-0.02, yanchor="top", font=dict(size=14)))
     return fig
+
+
+@dataclass
+class _ClickGroup:
+    """Cells whose hovers have the same lines: each cell's customdata is ["cell", id, count shown, *figures]
+    (a click sends it; pages.clusters reads the first two), and the words around the figures are written
+    once, in the group's template, instead of once per cell (a 1M-person city has thousands of cells)."""
+    has_rate: bool
+    has_people: bool
+    has_zone: bool
+    customdata: list = field(default_factory=list)
+
+    def template(self, window_days: int) -> str:
+        lines, at = [f"cases, {window_days} d: %{{customdata[2]}}"], 3
+        for present, line in ((self.has_rate, "%{{customdata[{}]:,.0f}} per 100k"),
+                              (self.has_people, "about %{{customdata[{}]:,.0f}} residents"),
+                              (self.has_zone, "%{{customdata[{}]}}")):
+            if present:
+                lines.append(line.format(at))
+                at += 1
+        return "<br>".join([*lines, "cell %{customdata[1]}", "click for its history"]) + "<extra></extra>"
+
+
+def _known(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _click_groups(click_cells, counts, withheld, rates, people, zone_of_cell, min_count) -> list[_ClickGroup]:
+    """The click layer's cells, grouped by which lines their hover has (a withheld count has no rate)."""
+    groups: dict[tuple, _ClickGroup] = {}
+    for cell in click_cells:
+        hide = bool(withheld.get(cell, False))
+        rate, pop = rates.get(cell), people.get(cell)
+        has_rate, has_people = not hide and _known(rate), _known(pop)
+        zone = zone_of_cell.get(cell)
+        key = (has_rate, has_people, zone is not None)
+        group = groups.setdefault(key, _ClickGroup(*key))
+        # Rates and residents go as whole numbers: the hover shows them to the unit.
+        group.customdata.append(["cell", cell, shown(counts.get(cell, 0), hide, min_count),
+                                 *([round(float(rate))] if has_rate else []),
+                                 *([round(float(pop))] if has_people else []),
+                                 *([f"{zone[1]} zone {zone[0]}"] if zone else [])])
+    return list(groups.values())
 
 
 # Hot red / cold blue, darker with confidence (Okabe-Ito vermillion and blue, then lighter tints);

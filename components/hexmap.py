@@ -5,6 +5,11 @@ closed networks), so it is a Cartesian Plotly figure with equal ground scale: on
 longitude is cos(latitude) of a degree of latitude. With ``tile_url`` (config map.basemap "tiles",
 e.g. a tile server inside the command centre's network) the same layers are drawn on a MapLibre
 map whose only source is that URL: no glyphs, sprites or styles are fetched from anywhere else.
+
+Cells are drawn light enough for a 1M-person city (issue 16: at most 500 KB per refresh): each colour
+class is one trace of the outlines of its connected pieces (geo.outlines), not one hexagon per cell,
+and the figures ride on a thin hover layer, one invisible marker per cell at its centre whose count is
+its ``text`` and whose id is its ``customdata``. Both are float32 typed arrays (components.figdict).
 """
 from __future__ import annotations
 
@@ -16,11 +21,12 @@ import pandas as pd
 
 from analytics.catalog import COUNT
 from components.basemap import context_under, landmarks
-from components.figdict import coords, figure, rings_arrays
+from components.figdict import coords, figure, float32_array, rings_arrays
 from components.text import plotly_text
 from services.formatting import display_value
 from components.theme import MUTED, SEQUENTIAL, base_layout
-from geo.cells import cell_to_boundary_lnglat
+from geo.cells import cells_to_latlngs
+from geo.outlines import cells_to_fill_rings_lnglat
 
 
 def _bins(values: np.ndarray, n: int, min_count: int) -> np.ndarray:
@@ -88,29 +94,35 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
     edges = _bins(shown["__value"].to_numpy(), len(SEQUENTIAL), min_count)
     names = {o["area_id"]: o["name"] for o in outlines}
     rings_of = {o["area_id"]: o["rings"] for o in outlines}
-    centres_x, centres_y, hover = [], [], []
+    # The hover layer: one invisible marker per place at its centre, its figure in ``text`` and its name in
+    # ``customdata``, the words around them written once in the hovertemplate.
+    centres_x, centres_y, counts, where = [], [], [], []
     for i in range(len(edges) - 1 if len(edges) > 1 else 0):
         lo, hi = edges[i], edges[i + 1]
         sel = shown[(shown["__value"] >= lo) & ((shown["__value"] < hi) | (i == len(edges) - 2))]
         if sel.empty:
             continue
         if grain == "cell":
-            places = [(c, [cell_to_boundary_lnglat(c)]) for c in sel["h3_cell"]]
+            # One outline per connected piece of the class, not one hexagon per cell (geo.outlines).
+            rings = cells_to_fill_rings_lnglat(sel["h3_cell"])
+            centres = cells_to_latlngs(sel["h3_cell"])
+            centres_x.extend(centres[:, 1])
+            centres_y.extend(centres[:, 0])
+            where.extend(sel["h3_cell"])
         else:
-            places = [(a, rings_of.get(a, [])) for a in sel["area_id"]]
-        xs, ys = rings_arrays([ring for _, rings in places for ring in rings])
+            rings = [ring for a in sel["area_id"] for ring in rings_of.get(a, [])]
+            for area in sel["area_id"]:
+                ring = (rings_of.get(area) or [[]])[0]
+                centres_x.append(sum(p[0] for p in ring[:-1]) / max(len(ring) - 1, 1) if ring else np.nan)
+                centres_y.append(sum(p[1] for p in ring[:-1]) / max(len(ring) - 1, 1) if ring else np.nan)
+                where.append(plotly_text(names.get(area, area)))
+        counts.extend(display_value(COUNT, v, suppressed=hidden, min_count=min_count)
+                      for v, hidden in zip(sel["__value"], sel["__hidden"]))
+        xs, ys = rings_arrays(rings)
         colour = SEQUENTIAL[min(i, len(SEQUENTIAL) - 1)]
-        data.append(trace(xs, ys, fill="toself", mode="lines", line=dict(width=0.5, color=colour),
-                          fillcolor=colour, name=f"{_bin_label(lo, hi, min_count)} {value_label}", hoverinfo="skip"))
-        for (place, rings), v, hidden in zip(places, sel["__value"], sel["__hidden"]):
-            if not rings:
-                continue
-            ring = rings[0]
-            centres_x.append(sum(p[0] for p in ring[:-1]) / max(len(ring) - 1, 1))
-            centres_y.append(sum(p[1] for p in ring[:-1]) / max(len(ring) - 1, 1))
-            count = display_value(COUNT, v, suppressed=hidden, min_count=min_count)
-            where = f"cell {place}" if grain == "cell" else plotly_text(names.get(place, place))
-            hover.append(f"{value_label}: {count}<br>{where}")
+        data.append(trace(float32_array(xs), float32_array(ys), fill="toself", mode="lines",
+                          line=dict(width=0.5, color=colour), fillcolor=colour,
+                          name=f"{_bin_label(lo, hi, min_count)} {value_label}", hoverinfo="skip"))
     for kind, width, dash in (("boundary", 2.5, "solid"), ("community", 1, "dot"), ("precinct", 1.5, "dash")):
         rings = [r for o in outlines if o["kind"] == kind for r in o["rings"]]
         if rings:
@@ -118,8 +130,11 @@ def hex_map_figure(rows: pd.DataFrame, outlines: Sequence[dict], *, grain: str =
             data.append(trace(xs, ys, mode="lines", line=dict(color=MUTED if kind != "boundary"
                               else "#e8eaed", width=width, dash=dash), name=kind, hoverinfo="skip"))
     if centres_x:
-        data.append(trace(coords(centres_x), coords(centres_y), mode="markers", marker=dict(size=8, opacity=0),
-                          hovertext=hover, hoverinfo="text", showlegend=False, name="places"))
+        place = "cell %{customdata}" if grain == "cell" else "%{customdata}"
+        data.append(trace(float32_array(centres_x), float32_array(centres_y), mode="markers",
+                          marker=dict(size=8, opacity=0), text=counts, customdata=where,
+                          hovertemplate=f"{plotly_text(value_label)}: %{{text}}<br>{place}<extra></extra>",
+                          showlegend=False, name="places"))
     data.extend(landmarks(context, on_tiles=on_tiles))
     layout = base_layout(showlegend=True, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
     if title:

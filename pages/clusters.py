@@ -178,7 +178,8 @@ def select_place(click, _row_clicks, current):
         return {"kind": kind, "key": key} if kind in ("cell", "zone") and key else no_update
     points = (click or {}).get("points") or []
     data = points[0].get("customdata") if points else None
-    if isinstance(data, list) and len(data) == 2 and data[0] in ("cell", "zone"):
+    # [kind, key], then (on a cell) the figures its hover shows (components.clustermap).
+    if isinstance(data, list) and len(data) >= 2 and data[0] in ("cell", "zone"):
         return {"kind": data[0], "key": str(data[1])}
     return no_update if current else None
 

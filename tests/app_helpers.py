@@ -1,11 +1,15 @@
 """The real app on a copy of a test database, with users to sign in as (for Flask test-client tests)."""
 from __future__ import annotations
 
+import base64
 import importlib
+import json
 import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 from tests.auth_helpers import FAST_AUTH, TEST_PASSWORD
 from tests.conftest import ROOT
@@ -50,6 +54,47 @@ def close_app(app, store) -> None:
 def decimals_in(body: str) -> frozenset[str]:
     """The decimal numbers in a response, each whole ("101.721303", never its prefix "101.72130")."""
     return frozenset(re.findall(r"\d+\.\d+", body))
+
+
+def points_in(body: str) -> np.ndarray:
+    """(k, 2) every (lat, lng) pair a JSON response draws: lat/lon or y/x of one trace, as lists or as Plotly's
+    typed arrays ({"dtype": "f4", "bdata": base64}), which decimals_in cannot read. Empty if not JSON."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return np.zeros((0, 2))
+    pairs: list[np.ndarray] = []
+
+    def numbers(value) -> np.ndarray | None:
+        if isinstance(value, dict) and isinstance(value.get("bdata"), str) and isinstance(value.get("dtype"), str):
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]).newbyteorder("<")
+                                 ).astype(float).ravel()
+        if isinstance(value, list) and all(v is None or isinstance(v, (int, float)) for v in value):
+            return np.array([np.nan if v is None else float(v) for v in value])
+        return None
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for lng_key, lat_key in (("lon", "lat"), ("x", "y")):
+                xs, ys = numbers(node.get(lng_key)), numbers(node.get(lat_key))
+                if xs is not None and ys is not None and xs.size == ys.size:
+                    pairs.append(np.column_stack([ys, xs]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return np.concatenate(pairs) if pairs else np.zeros((0, 2))
+
+
+def shows_point(points: np.ndarray, lat: float, lng: float, tolerance_deg: float = 1e-5) -> bool:
+    """Whether a response's drawn points (points_in) put one within about 1 m of (lat, lng): a pair, not
+    two numbers anywhere, so thousands of cell centres do not collide with cases by chance."""
+    if points.size == 0:
+        return False
+    return bool(((np.abs(points[:, 0] - lat) <= tolerance_deg) & (np.abs(points[:, 1] - lng) <= tolerance_deg)).any())
 
 
 def shows_coordinates(numbers: frozenset[str], lat: float, lng: float) -> bool:

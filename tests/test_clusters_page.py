@@ -11,6 +11,7 @@ cleanly and to agree with what the job stored.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from datetime import date
@@ -85,14 +86,23 @@ def map_traces(driver) -> list[dict]:
     return driver.execute_script("""
         const gd = document.querySelector('#clusters-map .js-plotly-plot');
         return gd.data.map(t => ({name: t.name || '', customdata: t.customdata || null,
-                                  hovertext: t.hovertext || null, text: t.text || null}));""")
+                                  hovertext: t.hovertext || null, text: t.text || null,
+                                  hovertemplate: t.hovertemplate || null}));""")
 
 
-def _cell_points(traces: list[dict]) -> tuple[int, dict[str, str]]:
-    """(index of the click layer, cell -> its hover text)."""
-    index = next(i for i, t in enumerate(traces) if t["name"] == "cells")
-    layer = traces[index]
-    return index, {c[1]: h for c, h in zip(layer["customdata"], layer["hovertext"])}
+def hover_shown(template: str, customdata: list) -> str:
+    """The hover Plotly draws from a click-layer point's template and customdata (without <extra>)."""
+    def value(match: re.Match) -> str:
+        v = customdata[int(match.group(1))]
+        return f"{v:,.0f}" if match.group(2) == ",.0f" else str(v)
+    return re.sub(r"%\{customdata\[(\d+)\](?::([^}]*))?\}", value, template.split("<extra>")[0])
+
+
+def _cell_points(traces: list[dict]) -> dict[str, tuple[int, int, str]]:
+    """cell -> (index of its click-layer trace, its position there, its hover text). The click layer is a
+    few traces named "cells", one per set of lines their hovers have (components.clustermap)."""
+    return {c[1]: (i, at, hover_shown(t["hovertemplate"], c)) for i, t in enumerate(traces) if t["name"] == "cells"
+            for at, c in enumerate(t["customdata"])}
 
 
 @pytest.mark.browser
@@ -108,7 +118,8 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
 
     # Every planted cluster lies in a cluster's core zone on the map (a core is the cluster's cells).
     traces = map_traces(browser)
-    layer_index, hover = _cell_points(traces)
+    points = _cell_points(traces)
+    hover = {cell: text for cell, (_, _, text) in points.items()}
     cluster_rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table table.cluster-table tbody tr")
     assert len(cluster_rows) == summary["significant"]  # two planted clusters may share one scan circle
     found_cells = []
@@ -135,7 +146,7 @@ def test_planted_clusters_appear_as_clusters_and_zones_and_a_cell_opens_its_hist
 
     # Click a planted cluster's cell on the map: its history opens, with the tier it entered.
     target = found_cells[0]
-    position = list(hover).index(target)
+    layer_index, position, _ = points[target]
     point = browser.execute_script(
         "return document.querySelectorAll('#clusters-map .scatterlayer .trace')[arguments[0]]"
         ".querySelectorAll('path.point')[arguments[1]];", layer_index, position)
@@ -233,8 +244,7 @@ def test_counts_below_the_threshold_are_shown_as_less_than_k():
     for measure in ("cases", "rate"):
         fig = cluster_map_figure(cells, [], pd.DataFrame(), pd.DataFrame(), tiers=TIERS, measure=measure,
                                  min_count=5, resolution=9, window_days=14)
-        layer = next(t for t in fig.data if t.name == "cells")
-        hover = dict(zip([c[1] for c in layer.customdata], layer.hovertext))
+        hover = {c[1]: hover_shown(t.hovertemplate, c) for t in fig.data if t.name == "cells" for c in t.customdata}
         assert hover["89650518dc7ffff"].startswith("cases, 14 d: <5") and "667" not in hover["89650518dc7ffff"]
         assert hover["89650518dc3ffff"].startswith("cases, 14 d: 9")
         names = " ".join(t.name or "" for t in fig.data)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import dash
 import pytest
 
-from tests.app_helpers import app_on_copy, close_app, decimals_in, shows_coordinates
+from tests.app_helpers import app_on_copy, close_app, decimals_in, points_in, shows_coordinates, shows_point
 from tests.auth_helpers import TEST_PASSWORD, sign_in_client
 from tests.test_callback_authz import ROUTER_OUTPUT, _body, _components
 
@@ -136,12 +136,12 @@ def _small_numbers_in_json(doc, k: int, path: str = "") -> list[str]:
 
 
 def _case_leaks(store, body: str) -> list[str]:
-    """Case ids and case coordinates (as stored, or to 5 decimals) in a response."""
-    leaks, numbers = [], decimals_in(body)
+    """Case ids and case coordinates (as stored, or to 5 decimals, or a drawn point within 1 m) in a response."""
+    leaks, numbers, points = [], decimals_in(body), points_in(body)
     for case_id, lat, lng in store.read_rows("SELECT case_id, lat, lng FROM cases WHERE lat IS NOT NULL LIMIT 400"):
         if case_id in body:
             leaks.append(f"case id {case_id}")
-        if shows_coordinates(numbers, lat, lng):
+        if shows_coordinates(numbers, lat, lng) or shows_point(points, lat, lng):
             leaks.append(f"coordinates of {case_id}")
     return leaks
 
@@ -272,3 +272,24 @@ def _same(a, b) -> bool:
 
 def _sorted_by_cell(frame):
     return frame.sort_values("h3_cell").reset_index(drop=True)
+
+
+def test_the_point_check_reads_plotly_typed_arrays_as_well_as_lists() -> None:
+    """The leak check above must see a point however a figure carries it: float32 typed arrays (the maps'
+    cell outlines and centres) are base64, invisible to a search for decimals."""
+    import base64
+    import json
+
+    import numpy as np
+
+    lat, lng = 2.9264321, 101.6964123
+    def f4(values) -> dict:
+        return {"dtype": "f4", "bdata": base64.b64encode(np.float32(values).tobytes()).decode()}
+
+    typed = {"type": "scatter", "x": f4([101.5, lng]), "y": f4([2.5, lat])}
+    listed = {"type": "scattermap", "lon": [101.5, None, lng], "lat": [2.5, None, lat]}
+    for trace in (typed, listed):
+        body = json.dumps({"response": {"map": {"figure": {"data": [trace]}}}})
+        assert shows_point(points_in(body), lat, lng)
+        assert not shows_point(points_in(body), lat + 0.001, lng)
+    assert points_in("not json").size == 0

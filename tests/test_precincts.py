@@ -21,7 +21,7 @@ import pytest
 import shapely
 
 from analytics.trend import trend_of
-from tests.app_helpers import app_on_copy, close_app, decimals_in, shows_coordinates
+from tests.app_helpers import app_on_copy, close_app, decimals_in, points_in, shows_coordinates, shows_point
 from tests.auth_helpers import TEST_PASSWORD, sign_in_client
 from tests.test_callback_authz import ROUTER_OUTPUT, _body, _components
 
@@ -232,8 +232,8 @@ def test_police_reach_no_case_level_data_through_any_callback_or_endpoint(city, 
         found_ids = [c for c, _, _ in cases[:2000] if c in body]
         if found_ids:
             problems.append(f"{what}: case ids {found_ids[:3]}")
-        numbers = decimals_in(body)
-        if any(shows_coordinates(numbers, lat, lng) for _, lat, lng in cases[:2000]):
+        numbers, points = decimals_in(body), points_in(body)
+        if any(shows_coordinates(numbers, lat, lng) or shows_point(points, lat, lng) for _, lat, lng in cases[:2000]):
             problems.append(f"{what}: a case's coordinates")
         for field in ('"case_id"', '"age_band"', '"onset_date"'):  # (alerts have a severity too)
             if field in body:
