@@ -67,6 +67,7 @@ ALERTS_AREA = "alerts-area"
 ALERTS_SEVERITY = "alerts-severity"
 ALERTS_STATE = "alerts-state"
 ALERTS_TABLE = "alerts-table"
+ALERTS_PAGE = "alerts-page"  # dcc.Dropdown: which 50 rows of the inbox are shown (pages/alerts.py)
 ALERTS_TABLE_DRAWN = "alerts-table-drawn"  # dcc.Store: fingerprint of the inbox table shown (pages._redraw)
 ALERTS_WARNINGS_DRAWN = "alerts-warnings-drawn"  # dcc.Store: fingerprints of the warning panels shown
 ALERTS_STATUS = "alerts-status"

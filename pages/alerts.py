@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from pages import _ids as ids
-from pages._redraw import only_changed
+from pages._redraw import only_changed, prepared
 from pages._secure import clicked_pattern_id, secure_callback
 from services import alert_inbox as inbox
 from services import warnings as warn
@@ -30,6 +30,10 @@ from services.read_cache import cached_read
 dash.register_page(__name__, path="/alerts", title="pheoc · Alerts", name="Alerts", order=15)
 
 REFRESH_S = 10
+# Rows of the inbox drawn at once, most urgent first (open, most severe, newest); the "Rows" control reaches
+# the rest. Each row is a dozen components with a note field and buttons: 200 of them were 420 KB and most of
+# a second per refresh at the 1M-person bench city, more than a wall shows without scrolling.
+PAGE_ROWS = 50
 # Severity as coloured text on the panel: a lighter vermillion than the Okabe-Ito #D55E00, which reads at only
 # 4.2:1 there (WCAG 1.4.3 asks 4.5:1); the word itself says the severity.
 SEVERITY_COLOURS = {"critical": "#FF8A4C", "warning": "#E69F00", "info": "#56B4E9"}
@@ -81,6 +85,8 @@ def layout(**_query):
                                              options=list(reversed(inbox.SEVERITIES)))),
             _filter("State", dcc.Dropdown(id=ids.ALERTS_STATE, value="open", clearable=False, style=DROPDOWN,
                                           options=[{"label": label, "value": v} for v, label in STATES])),
+            _filter("Rows", dcc.Dropdown(id=ids.ALERTS_PAGE, value=0, clearable=False, searchable=False,
+                                         style=DROPDOWN, options=[{"label": f"1–{PAGE_ROWS}", "value": 0}])),
             html.Div(id=ids.ALERTS_STATUS, className="kpi-detail", style={"alignSelf": "end", "fontSize": "1.05rem"}),
         ]),
         html.Div(className="panel", style={"marginTop": "0.6rem", "overflowX": "auto"}, children=[
@@ -144,37 +150,70 @@ def _alert_row(r: dict, may_act: bool) -> html.Tr:
         html.Td(state, className="alert-state"), html.Td(actions)])
 
 
+FILTERS = (ids.ALERTS_KIND, ids.ALERTS_AREA, ids.ALERTS_SEVERITY, ids.ALERTS_STATE)
+
+
 @secure_callback(
     "view_alerts",
-    Output(ids.ALERTS_TABLE, "children"), Output(ids.ALERTS_TABLE_DRAWN, "data"),
+    Output(ids.ALERTS_TABLE, "children"), Output(ids.ALERTS_TABLE_DRAWN, "data"), Output(ids.ALERTS_PAGE, "options"),
+    Output(ids.ALERTS_PAGE, "value"),
     Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERTS_KIND, "value"), Input(ids.ALERTS_AREA, "value"),
     Input(ids.ALERTS_SEVERITY, "value"), Input(ids.ALERTS_STATE, "value"), Input(ids.ALERTS_STATUS, "children"),
-    State(ids.ALERTS_TABLE_DRAWN, "data"),
+    Input(ids.ALERTS_PAGE, "value"), State(ids.ALERTS_TABLE_DRAWN, "data"),
     types={f"{ids.ALERTS_STATUS}.children": ("string", "null"), f"{ids.ALERTS_TABLE_DRAWN}.data": ("object", "null")},
 )
-def refresh_alerts(_n, kind, area, severity, state, _status, drawn):
-    # Redrawn only when it changed: a note being typed into a row survives the refresh (pages._redraw).
-    drawn, (table,) = only_changed(drawn, {"table": _alert_table(kind, area, severity, state)})
-    return table, drawn
+def refresh_alerts(_n, kind, area, severity, state, _status, asked, drawn):
+    rt = current_runtime()
+    principal = current_principal()
+    page = asked if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0 else 0
+    if dash.ctx.triggered_id in FILTERS:
+        page = 0  # other filters, other rows: their most urgent first
+    # Built once per data version, privacy view, filters and page (services.read_cache; acknowledgements change
+    # the version), then only fingerprints are compared. Redrawn only when it changed: a note being typed into a
+    # row survives the refresh (pages._redraw).
+    (trees, prints), options, shown_page = cached_read(
+        rt.store, principal, "alerts.table", (state, kind, area, severity, page, PAGE_ROWS),
+        lambda: _alert_table(kind, area, severity, state, page))
+    drawn, (table,) = only_changed(drawn, trees, prints)
+    # The control is set only when the page shown is not the one chosen (a filter changed, or past the end).
+    return table, drawn, options, (shown_page if shown_page != asked else dash.no_update)
 
 
-def _alert_table(kind, area, severity, state):
+def _pages(total: int) -> list[dict]:
+    """The "Rows" choices: one per PAGE_ROWS rows of ``total``."""
+    starts = range(0, max(total, 1), PAGE_ROWS)
+    return [{"label": f"{a + 1}–{min(a + PAGE_ROWS, max(total, 1))}" + (f" of {total}" if total > PAGE_ROWS else ""),
+             "value": i} for i, a in enumerate(starts)]
+
+
+def _alert_table(kind, area, severity, state, page: int):
+    """(the table's parts and fingerprints, the "Rows" choices, the page shown: the last one where ``page`` is
+    past the end, as after resolutions or a narrower filter)."""
     rt = current_runtime()
     principal = current_principal()
     try:
-        # Once per data version and privacy view (services.read_cache): acknowledgements change the version.
-        shown = cached_read(rt.store, principal, "alert_inbox", (state, kind, area, severity),
-                            lambda: inbox.alert_inbox(rt.store, principal, state=state or "open", kind=kind or None,
-                                                      area_id=area or None, severity=severity or None))
+        shown = inbox.alert_inbox(rt.store, principal, state=state or "open", kind=kind or None,
+                                  area_id=area or None, severity=severity or None, limit=PAGE_ROWS,
+                                  offset=page * PAGE_ROWS)
+        if shown.rows.empty and page and shown.total:  # fewer rows than before (filters, resolutions): the last
+            page = (shown.total - 1) // PAGE_ROWS
+            shown = inbox.alert_inbox(rt.store, principal, state=state or "open", kind=kind or None,
+                                      area_id=area or None, severity=severity or None, limit=PAGE_ROWS,
+                                      offset=page * PAGE_ROWS)
     except inbox.BadAlertFilter as exc:
-        return html.P(f"Filter not understood: {exc}")
+        return prepared({"table": html.P(f"Filter not understood: {exc}")}), _pages(0), 0
     if shown.rows.empty:
-        return html.P("No alerts match.", className="asof")
+        return prepared({"table": html.P("No alerts match.", className="asof")}), _pages(0), 0
     may_act = principal.can("acknowledge_alerts")
     head = html.Tr([html.Th(h) for h in ("Severity", "Kind", "Area", "Alert", "Raised", "State", "")])
     body = [_alert_row(r, may_act) for r in shown.rows.to_dict("records")]
-    return [html.Div(f"{shown.total} signal(s)", className="asof"),
-            html.Table([html.Thead(head), html.Tbody(body)], className="data", id="alerts-inbox")]
+    first = page * PAGE_ROWS
+    count = (f"{shown.total} signal(s)" if shown.total <= PAGE_ROWS else
+             f"{shown.total} signal(s), rows {first + 1}–{first + len(shown.rows)} shown (most urgent first; "
+             "choose others under Rows)")
+    return prepared({"table": [html.Div(count, className="asof"),
+                               html.Table([html.Thead(head), html.Tbody(body)], className="data",
+                                          id="alerts-inbox")]}), _pages(shown.total), page
 
 
 @secure_callback(

@@ -7,6 +7,7 @@ stored, the wastewater leads of the lead job. Nothing here judges a state.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import dash
@@ -17,10 +18,10 @@ from auth.policy import current_principal
 from auth.runtime import current_runtime
 from components.figcache import cached_figure
 from components.kpi import indicator_attributes
-from components.sensors import (crowding_figure, history_figure, lead_table, places_table, sensor_map_figure,
-                                state_counts_line, when_text)
+from components.sensors import (LEAD_ROWS, crowding_figure, history_figure, lead_table, places_table,
+                                sensor_map_figure, state_counts_line, when_text)
 from pages import _ids as ids
-from pages._redraw import only_changed
+from pages._redraw import only_changed, prepared
 from pages._secure import secure_callback
 from services.basemap import context_layers, tile_url
 from services.incidents import open_incidents
@@ -93,14 +94,14 @@ def _kpi(panel, open_incidents: int | None) -> html.Div:
         html.Div(detail, className="kpi-detail")])
 
 
-def _panel(panel, view, settings, tz) -> html.Section:
-    min_count = settings.privacy.min_count
+def _panel(panel, view, *, min_count: int, leads_kind: bool, crowding: bool, every: bool, tz) -> html.Section:
     title_id = f"sensors-panel-{panel.kind}"
     body: list = [html.H2(panel.label + ("s" if not panel.label.endswith("s") else ""), id=title_id),
                   html.P(f"Threshold: {panel.threshold_note}.", className="muted"), state_counts_line(panel.counts)]
-    if settings.sensors.kinds[panel.kind].metric == settings.early_warning.wastewater_metric:
-        body.append(lead_table(view.leads, view.city_lead))  # the lead job's samplers (jobs/sensor_lead.py)
-    if settings.sensors.kinds[panel.kind].thresholds_file is not None and panel.rows["ratio"].notna().any():
+    if leads_kind:
+        # The lead job's samplers (jobs/sensor_lead.py): the clearest few, or all when every sensor is listed.
+        body.append(lead_table(view.leads, view.city_lead, limit=None if every else LEAD_ROWS))
+    if crowding and panel.rows["ratio"].notna().any():
         over = panel.above
         body.append(html.P(f"{len(over)} place{'s' if len(over) != 1 else ''} over capacity now"
                            + (": " + ", ".join(str(n) for n in over["name"].head(6)) if len(over) else "."),
@@ -124,43 +125,58 @@ def _panel(panel, view, settings, tz) -> html.Section:
 )
 def refresh_sensors(_n, list_all, drawn):
     rt = current_runtime()
-    s = rt.settings
     principal = current_principal()
+    every = isinstance(list_all, list) and "all" in list_all
+    minute = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # "last seen" texts count whole minutes
+    tiles = tile_url(rt.settings, request.host_url)
+    # The parts are the read models' (cut for this principal) drawn: built once per data version, privacy
+    # view and minute (services.read_cache notes their releases again when serving them, so the read audit
+    # is unchanged), a wall's refreshes in between answered without building thousands of components.
+    trees, prints = cached_read(rt.store, principal, "sensors.parts", (every, minute, tiles),
+                                lambda: _sensor_parts(rt, principal, every=every, now=minute, tiles=tiles))
+    # The panels and the list hold buttons: redrawn only when their content changed, so the one a
+    # keyboard user has focused stays under them between refreshes.
+    drawn, parts = only_changed(drawn, trees, prints)
+    return (*parts, drawn)
+
+
+def _sensor_parts(rt, principal, *, every: bool, now: datetime, tiles: str | None) -> tuple[dict, dict]:
+    """The refresh's parts as plain JSON trees, and their fingerprints (pages._redraw.prepared)."""
+    s = rt.settings
     tz = ZoneInfo(s.city.timezone)
-    # Read once per data version and privacy view (services.read_cache), the map built once per input.
     view = cached_read(rt.store, principal, "sensors", (), lambda: sensors_view(rt.store, s, principal))
-    incidents = open_incidents(rt.store, s, principal).rows if principal.can("view_alerts") else None
+    incidents = cached_read(rt.store, principal, "open_incidents", (),
+                            lambda: open_incidents(rt.store, s, principal).rows) if principal.can("view_alerts") \
+        else None
     kinds = list(s.sensors.kinds) + sorted(set(view.rows["kind"]) - set(s.sensors.kinds))
     labels = {k: s.sensors.kinds[k].label if k in s.sensors.kinds else k for k in kinds}
     fig = cached_figure(sensor_map_figure, view.rows, area_outlines(rt.store, ("boundary", "community")),
                         context_layers(s), kinds=kinds, labels=labels, min_count=s.privacy.min_count,
-                        incidents=incidents, tile_url=tile_url(s, request.host_url),
-                        tile_attribution=s.map.tile_attribution)
+                        incidents=incidents, tile_url=tiles, tile_attribution=s.map.tile_attribution)
     counts = view.rows["state"].value_counts()
-    asof = (f"States judged {when_text(view.checked_at, tz)} · {len(view.rows)} sensors: "
+    asof = (f"States judged {when_text(view.checked_at, tz, now)} · {len(view.rows)} sensors: "
             f"{int(counts.get('above', 0))} above threshold, {int(counts.get('silent', 0))} silent, "
             f"{int(counts.get('no_data', 0))} never heard from") if view.checked_at else \
         "The sensor job has not judged any sensor yet."
     order = view.rows.assign(_rank=view.rows["state"].map({"silent": 0, "no_data": 1, "above": 2, "normal": 3}))
     order = order.sort_values(["_rank", "kind", "sensor_id"])
-    every = isinstance(list_all, list) and "all" in list_all
     # Every sensor is 300 rows in the demo: drawn when asked for, not on every refresh of every wall.
     needing = order if every else order[(order["state"] != "normal") | order["battery_low"].astype(bool)]
     listing = [places_table(needing, min_count=s.privacy.min_count, row_id_type=ids.SENSORS_ROW, tz=tz,
                             caption="Sensors needing attention" if not every else "Every sensor", limit=LIST_ROWS,
-                            full=True),
+                            full=True, now=now),
                html.P(" ".join(part for part in (
                    f"The first {LIST_ROWS} of {len(needing)} are listed (all are on the map; type any sensor's name "
                    "above for its history)." if len(needing) > LIST_ROWS else "",
                    f"{len(order) - len(needing)} more sensors are normal." if not every else "") if part),
                    className="muted")]
     n_incidents = None if incidents is None else len(incidents)
-    # The panels and the list hold buttons: redrawn only when their content changed, so the one a
-    # keyboard user has focused stays under them between refreshes.
-    drawn, parts = only_changed(drawn, {"asof": asof, "kpis": [_kpi(p, n_incidents) for p in view.panels],
-                                        "map": fig, "panels": [_panel(p, view, s, tz) for p in view.panels],
-                                        "list": listing})
-    return (*parts, drawn)
+    leads_kinds = {k for k, c in s.sensors.kinds.items() if c.metric == s.early_warning.wastewater_metric}
+    crowding_kinds = {k for k, c in s.sensors.kinds.items() if c.thresholds_file is not None}
+    return prepared({"asof": asof, "kpis": [_kpi(p, n_incidents) for p in view.panels], "map": fig,
+                     "panels": [_panel(p, view, min_count=s.privacy.min_count, leads_kind=p.kind in leads_kinds,
+                                       crowding=p.kind in crowding_kinds, every=every, tz=tz) for p in view.panels],
+                     "list": listing})
 
 
 @secure_callback(
