@@ -104,9 +104,11 @@ DEFAULT_MIN_CASES = 2  # a single case is never an outbreak
 DEFAULT_MAX_CLUSTERS = 10
 # The Monte Carlo loop scores every cylinder of the first PRUNE_WARM_UP replicates, then only those that
 # can beat PRUNE_FLOOR_SHARE of the smallest maximum seen (see _PrunedMaxima: the result is unchanged).
-# Setting the pruning up costs about twenty replicates' work, so it waits until a scan that has not
-# ended early (see stop_after_exceedances) is clearly going to run long.
-PRUNE_WARM_UP = 100
+# Setting the pruning up (least counts from the Poisson approximation, then a few halvings) costs a few
+# replicates' work. Ten full replicates give a floor that nearly every later one beats: the permutation
+# scan of the 1M-person bench city, stopped early after 87 replicates, took 10.5 s with a warm-up of
+# 100 (every replicate in full), 4.4 s with 10, 4.3 s with 5 (same p-values and clusters).
+PRUNE_WARM_UP = 10
 PRUNE_FLOOR_SHARE = 0.5
 # Iterative proportional fitting of the tests-adjusted expectation stops when every cell's
 # expected total is within this share of its case total (the day totals are exact after each
@@ -554,23 +556,51 @@ def _least_counts_above(expected: NDArray[np.float64], total: int, min_cases: in
 
     least = np.where(beats(lo), lo, np.nan)
     # Bisection on whole counts where lo does not beat the floor: beats(low) is False, beats(high) True
-    # (a count above the total stands for "never").
-    todo = np.isnan(least)
-    low, high = lo[todo], np.full(int(todo.sum()), float(total + 1))
-    mu = expected[todo]
-    while True:
-        open_ = high - low > 1
-        if not open_.any():
-            break
-        mid = np.floor((low + high) / 2)
+    # (a count above the total stands for "never"). The upper end starts at the Poisson approximation's
+    # answer: the exact LLR is the Poisson one, c log(c / mu) - (c - mu), plus the outside term's
+    # remainder (c - mu)^2 / 2(C - mu) + ... >= 0, so the Poisson answer rounded up beats the floor too
+    # (checked exactly; where rounding at the extremes says otherwise, "never" is the upper end). A few
+    # halvings then close the gap that bisecting from the total took twenty for (at a city of 1M people
+    # this set-up was 3 s of a 5 s scan).
+    todo = np.flatnonzero(np.isnan(least))
+    mu = expected.ravel()[todo]
+    low = lo.ravel()[todo]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        high = np.minimum(np.ceil(_poisson_least_count(mu, floor)) + 1, float(total + 1))
+    high = np.maximum(high, low + 1)
+    checkable = high <= total
+    verified = np.ones(high.shape, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        verified[checkable] = _excess_llr(high[checkable], mu[checkable], total) > floor
+    high[~verified] = float(total + 1)
+    open_ = np.flatnonzero(high - low > 1)
+    while open_.size:
+        mid = np.floor((low[open_] + high[open_]) / 2)
+        above = np.zeros(mid.shape, dtype=bool)
+        inside = mid <= total
         with np.errstate(divide="ignore", invalid="ignore"):
-            above = np.zeros(mid.shape, dtype=bool)
-            inside = open_ & (mid <= total)
-            above[inside] = _excess_llr(mid[inside], mu[inside], total) > floor
-        high = np.where(open_ & above, mid, high)
-        low = np.where(open_ & ~above, mid, low)
+            above[inside] = _excess_llr(mid[inside], mu[open_][inside], total) > floor
+        high[open_[above]] = mid[above]
+        low[open_[~above]] = mid[~above]
+        open_ = open_[high[open_] - low[open_] > 1]
+    least = least.ravel()
     least[todo] = high
-    return least.astype(np.int32)  # compared with the replicates' 32-bit counts
+    return least.reshape(expected.shape).astype(np.int32)  # compared with the replicates' 32-bit counts
+
+
+def _poisson_least_count(mu: NDArray[np.float64], floor: float, steps: int = 8) -> NDArray[np.float64]:
+    """The count c > mu where the Poisson LLR c log(c / mu) - (c - mu) reaches ``floor`` (continuous).
+
+    Newton's method on a convex, increasing function: from the first step on, every iterate lies at or
+    above the root and falls towards it; eight steps are far more than the whole counts need.
+    """
+    mu = np.maximum(mu, 1e-300)
+    c = mu + np.sqrt(2.0 * max(floor, 0.0) * mu) + 1.0
+    for _ in range(steps):
+        slope = np.log(c / mu)
+        value = c * slope - (c - mu) - floor
+        c = np.maximum(c - value / np.maximum(slope, 1e-12), mu * (1 + 1e-12))
+    return c
 
 
 def permuted_recent_counts(zone_totals: ArrayLike, recent_day_totals: ArrayLike,

@@ -300,3 +300,19 @@ def test_stopping_early_keeps_every_small_p_value_and_ends_quiet_days_soon() -> 
     assert early["planted"][7].clusters[0].p_value < 0.01  # the planted day is significant ...
     assert early["quiet"][21].replications < replications / 2  # ... the quiet one ends early
     assert all(c.p_value >= bar for c in early["quiet"][21].clusters)
+
+
+def test_each_cylinders_least_count_above_the_floor_is_exact() -> None:
+    """The set-up of pruning (_least_counts_above) against counting up one by one: the least whole count
+    whose LLR beats the floor, for small and city-sized totals, tiny and large expected counts."""
+    from analytics.scan import _excess_llr, _least_counts_above
+
+    rng = np.random.default_rng(21)
+    for total, floor in ((400, 2.5), (400, 9.0), (1_000_000, 4.0), (1_000_000, 12.0)):
+        expected = np.concatenate([rng.uniform(0.0005, 3, 300), rng.uniform(3, 150, 300), [0.0, total * 0.99]])
+        least = _least_counts_above(expected.reshape(2, -1), total, 2, floor).ravel()
+        for mu, found in zip(expected, least):
+            c = max(int(np.floor(mu)) + 1, 2)
+            while c <= total and not (_excess_llr(np.array([float(c)]), np.array([mu]), total)[0] > floor):
+                c += 1
+            assert found == c, (total, floor, mu, found, c)
