@@ -16,6 +16,11 @@ Prints one JSON line. Everything is measured in the same run against the same Mo
 - Latency: with the ingestor connected, a separate process publishes at a steady 2,000 msg/s for
   10 s, stamping each reading's ``ts`` at publish time; a message counts as queryable when the
   store's transaction holding it has committed. p50/p99 of (commit time - ts).
+- CPU per message (``cpu_us_per_msg``), for each consumer's best drain: the bench process's CPU time
+  (every thread of the consumer: paho's network loop, validation, the store's writer) and Mosquitto's
+  (read from /proc), divided by the messages, with ``cores_busy``, both together over the drain's wall
+  time. On a machine with two cores a consumer that needs more than about one core of its own beside the
+  broker's is held back by the CPU, not by its code path: this is what tells machines apart.
 - ``lost``: published readings (both phases) not stored; ``duplicated``: rows stored more than once
   (the primary key should make this 0); ``redelivered`` (extra): deliveries the store counted as
   identical duplicates.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import tempfile
@@ -144,6 +150,31 @@ def create_session(broker: EmbeddedBroker, client_id: str) -> None:
 def drain_counting(broker: EmbeddedBroker, client_id: str, n: int) -> float:
     """The ceiling: a paho subscriber that only counts. Returns msg/s."""
     return _timed_drain(broker, client_id, n, handle=lambda payload: None, name="ceiling")
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc; 0 where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class CpuMeter:
+    """CPU used by this process and by the broker during one timed drain."""
+
+    def __init__(self, broker_pid: int | None):
+        self.broker_pid = broker_pid
+
+    def start(self) -> None:
+        self._t, self._own, self._broker = time.perf_counter(), time.process_time(), _cpu_s(self.broker_pid)
+
+    def stop(self, n: int) -> dict:
+        wall = time.perf_counter() - self._t
+        own, broker = time.process_time() - self._own, _cpu_s(self.broker_pid) - self._broker
+        return {"consumer": round(own / n * 1e6, 1), "broker": round(broker / n * 1e6, 1),
+                "cores_busy": round((own + broker) / wall, 2)}
 
 
 def _timed_drain(broker: EmbeddedBroker, client_id: str, n: int, handle, name: str) -> float:
@@ -271,15 +302,23 @@ def main() -> None:
 
         # Alternate ceiling and pheoc so that a load spike on a shared machine hits both; keep the
         # best of each (the run least disturbed by anything else).
-        rates_ceiling, rates_pheoc, ingestor = [], [], None
+        rates_ceiling, rates_pheoc, cpu_ceiling, cpu_pheoc, ingestor = [], [], [], [], None
+        meter = CpuMeter(broker.pid)
         for r, (settings, store, contexts, clock) in enumerate(rounds, start=1):
+            meter.start()
             rates_ceiling.append(round(drain_counting(broker, f"bench-ceiling-{r}", n)))
+            cpu_ceiling.append(meter.stop(n))
             if ingestor is not None:
                 ingestor.stop()
+            meter.start()
             ingestor, rate = drain_pheoc(clock, contexts, settings, broker, n)
+            cpu_pheoc.append(meter.stop(n))
             rates_pheoc.append(round(rate))
         out["rate_ceiling"], out["rate_pheoc"] = max(rates_ceiling), max(rates_pheoc)
         out["rates_ceiling"], out["rates_pheoc"] = rates_ceiling, rates_pheoc
+        out["cpu_us_per_msg"] = {"ceiling": cpu_ceiling[rates_ceiling.index(out["rate_ceiling"])],
+                                 "pheoc": cpu_pheoc[rates_pheoc.index(out["rate_pheoc"])]}
+        out["cpu_cores"] = os.cpu_count()
         floor_n = min(FLOOR_MESSAGES, n)
         out["rate_floor"] = round(drain_naive(broker, "bench-floor", floor_n, work / "naive.duckdb"))
         out["floor_extrapolated_from"] = floor_n

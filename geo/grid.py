@@ -36,6 +36,13 @@ def cells_at_resolution(cells: pd.Series, resolution: int) -> pd.Series:
     return cells.map(dict(zip(uniques, moved)))
 
 
+def as_dates(days: pd.Series) -> pd.Series:
+    """Days (dates, timestamps or datetime64) as datetime.date objects, the grid's day type. Through
+    numpy's day unit: a third of the time of pandas' ``.dt.date`` on a year of cells."""
+    return pd.Series(pd.to_datetime(days).to_numpy().astype("datetime64[D]").astype(object), index=days.index,
+                     name=days.name)
+
+
 def cases_on_grid(by_cell_day: pd.DataFrame, points_by_day: Callable[[], pd.DataFrame], resolution: int
                   ) -> tuple[pd.DataFrame, int]:
     """(h3_cell, day, cases) on the grid, and the number of cases that could not be placed.
@@ -59,7 +66,7 @@ def cases_on_grid(by_cell_day: pd.DataFrame, points_by_day: Callable[[], pd.Data
         frame = points[["h3_cell", "day", "cases"]]
     frame = frame.dropna(subset=["h3_cell"])
     out = frame.groupby(["h3_cell", "day"], as_index=False)["cases"].sum()
-    out["day"] = pd.to_datetime(out["day"]).dt.date
+    out["day"] = as_dates(out["day"])
     out["cases"] = out["cases"].astype(np.int64)
     return out, unplaced
 
@@ -79,30 +86,43 @@ _grid_lock = threading.Lock()
 
 
 def population_grid(areas: Callable[[], pd.DataFrame], resolution: int, city_population: int,
-                    version: str) -> PopulationGrid:
+                    version: str, *, stored_shares: Callable[[], pd.DataFrame] | None = None,
+                    keep_shares: Callable[[pd.DataFrame], None] | None = None) -> PopulationGrid:
     """Residents per cell from the populated areas (area_id, population, geometry as GeoJSON text).
 
     Spreading polygons onto cells is the slow part, so the grid is kept until ``version`` (the
-    areas' version in the store) changes; ``areas`` is called only to build it.
+    areas' version in the store) changes; ``areas`` is called only to build it. ``stored_shares``
+    gives the shares kept from an earlier spreading of these same areas (area_id, h3_cell, share, in
+    area then cell order), used instead of spreading again when they cover every area;
+    ``keep_shares`` is handed the shares after a spreading.
     """
     key = (version, resolution)
     with _grid_lock:
         if key in _grids:
             return _grids[key]
-    parts, share_frames = [], []
-    for area in areas().itertuples(index=False):
-        geometry = shape(json.loads(area.geometry))
-        # Spreading 1 gives the area's shares themselves, which also serve areas whose population
-        # is 0 (their tests still need a place).
-        shares = areas_to_cell_population([(geometry, 1.0)], resolution)
-        share_frames.append(pd.DataFrame({"area_id": area.area_id, "h3_cell": shares.index,
-                                          "share": shares.to_numpy()}))
-        parts.append(shares * float(area.population))
-    population = (pd.concat(parts).groupby(level=0).sum() if parts
-                  else pd.Series([], dtype=np.float64, index=pd.Index([], name="h3_cell")))
+    frame = areas()
+    kept = stored_shares() if stored_shares is not None else None
+    if kept is not None and len(kept) and set(kept["area_id"]) == set(frame["area_id"]):
+        shares = kept.reset_index(drop=True)
+    else:
+        # Spreading 1 gives each area's shares themselves, which also serve areas whose population is 0
+        # (their tests still need a place).
+        share_frames = []
+        for area in frame.itertuples(index=False):
+            spread = areas_to_cell_population([(shape(json.loads(area.geometry)), 1.0)], resolution)
+            share_frames.append(pd.DataFrame({"area_id": area.area_id, "h3_cell": spread.index,
+                                              "share": spread.to_numpy()}))
+        shares = (pd.concat(share_frames, ignore_index=True) if share_frames
+                  else pd.DataFrame({"area_id": [], "h3_cell": [], "share": []}))
+        if keep_shares is not None and len(shares):
+            keep_shares(shares)
+    # Residents per cell: each area's population times its shares, summed per cell in one order (areas,
+    # then cells), so a grid read back from kept shares is the spread one to the last bit.
+    people = frame.set_index("area_id")["population"].astype(np.float64)
+    weighted = shares["share"].to_numpy(dtype=np.float64) * people.reindex(shares["area_id"]).to_numpy()
+    population = pd.Series(weighted, index=pd.Index(shares["h3_cell"].to_numpy(dtype=object), name="h3_cell")
+                           ).groupby(level=0).sum()
     population.name = "population"
-    shares = (pd.concat(share_frames, ignore_index=True) if share_frames
-              else pd.DataFrame({"area_id": [], "h3_cell": [], "share": []}))
     grid = PopulationGrid(resolution, population, shares, city_population, version)
     with _grid_lock:
         _grids.clear()  # one city per process: keep the newest
@@ -130,5 +150,5 @@ def spread_tests_to_grid(reports: pd.DataFrame, grid: PopulationGrid) -> tuple[p
                              "tested": pd.Series(dtype=np.float64), "positive": pd.Series(dtype=np.float64)}), False
     out = pd.concat(frames, ignore_index=True).astype({"tested": np.float64, "positive": np.float64})
     out = out.groupby(["h3_cell", "day"], as_index=False)[["tested", "positive"]].sum()
-    out["day"] = pd.to_datetime(out["day"]).dt.date
+    out["day"] = as_dates(out["day"])
     return out, estimated

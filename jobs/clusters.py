@@ -164,8 +164,12 @@ def read_inputs(store: Store, settings: Settings, rulebook: ZoneRulebook, as_of:
     # (the zone metrics read the days of the lag too).
     cases, unplaced = cases_on_grid(qc.case_counts_by_cell_day(store, study_start, as_of),
                                     lambda: qc.case_points_by_day(store, study_start, as_of), cfg.resolution)
+    areas_version = q.areas_version(store)
     grid = population_grid(lambda: qc.population_areas(store), cfg.resolution, q.city_population(store),
-                           f"{store.path}:{q.areas_version(store)}")
+                           f"{store.path}:{areas_version}",
+                           stored_shares=lambda: qc.stored_area_cell_shares(store, areas_version, cfg.resolution),
+                           keep_shares=lambda shares: qc.keep_area_cell_shares(store, areas_version, cfg.resolution,
+                                                                                shares))
     # The rulebook reads 7-day positivity on each of the last 10 days: 16 days of reports.
     metric_start = as_of - timedelta(days=rulebook.window_days + rulebook.persistence_days - 2)
     tests, _ = spread_tests_to_grid(qc.test_counts_by_unit_day(store, metric_start, as_of), grid)

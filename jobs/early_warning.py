@@ -62,7 +62,8 @@ from store.definitions import CITYWIDE, HOSPITAL_KINDS
 from store.queries_warning import AlarmEpisode, AlertSpec, ForecastRun
 
 JOB = "early_warning"
-METHOD_VERSION = "4"  # 3: method chosen per series by backtest, calibrated bands, skill stored; 4: weekday pattern
+METHOD_VERSION = "5"  # 3: method chosen per series by backtest, calibrated bands, skill stored; 4: weekday pattern;
+# 5: shares admitted to three significant digits
 # An alarm episode ends after this many consecutive days without an alarm (EARS and EWMA flicker).
 QUIET_DAYS_TO_RESOLVE = 3
 # A count cannot be known better than to one case: with a baseline of identical counts (sd 0, common for
@@ -341,10 +342,21 @@ def hospital_parameters(store: Store, data: DailyData, settings: Settings) -> Ho
         share = float(min(max(covid_now / unit, 0.0), 1.0)) if unit > 0 else 0.0
         calibration = f"{share:.1%} of cases admitted, fitted to the {covid_now:,.0f} COVID-19 patients reported"
     parameters = HospitalParameters(
-        admission_share=share, admission_lag_days=all_lag, los_mean_days=los[0], los_std_days=los[1],
-        icu_share=_share(city["icu_admissions"], city["cases"], icu_lag),
+        admission_share=_significant(share), admission_lag_days=all_lag, los_mean_days=los[0], los_std_days=los[1],
+        icu_share=_significant(_share(city["icu_admissions"], city["cases"], icu_lag)),
         icu_lag_days=icu_lag, icu_los_mean_days=icu_los[0], icu_los_std_days=icu_los[1])
     return Hospital(parameters, observed, calibration)
+
+
+# A share admitted, measured on a few weeks of a city's admissions, is uncertain in its second digit. Kept
+# to three significant digits (every digit the page and the briefing show), one more case in the city
+# rarely changes it, and then the forecasts of the areas whose own cases did not change are reused
+# (jobs.memo, jobs.ew_reuse) instead of all being recomputed for the new admissions bands.
+SHARE_DIGITS = 3
+
+
+def _significant(share: float) -> float:
+    return float(f"{share:.{SHARE_DIGITS}g}") if math.isfinite(share) and share > 0 else share
 
 
 def _census_now(cases: np.ndarray, share: float, lag: int, los: tuple[float, float]) -> float:
@@ -447,8 +459,14 @@ def forecast_area(data: DailyData, area_id: str, hospital: Hospital, settings: S
         si = serial_interval(settings)
         cases = counts["cases"].to_numpy(dtype=float)
         path = None if rt_by_day is None else rt_by_day.reindex(counts.index).to_numpy(dtype=float)
-        chosen = fs.project(cases, si, ew.forecast_days, skill_config(settings), FORECAST_SAMPLES, FORECAST_SEED,
-                            r_now=r_mean, rt_mean=path)
+        # The method's choice, its backtests and paths read the area's cases and R(t) only, not the hospital
+        # parameters (estimated from the whole city's admissions, so they move with any new case): kept
+        # apart, so that a case in one area does not redo every other area's backtests.
+        name = f"project-v{METHOD_VERSION}"
+        key = memo.digest(name, data.as_of, area_id, counts["cases"], ew.model_dump_json(), r_mean, path)
+        chosen = memo.remembered(name, key, lambda: fs.project(
+            cases, si, ew.forecast_days, skill_config(settings), FORECAST_SAMPLES, FORECAST_SEED, r_now=r_mean,
+            rt_mean=path))
         result = forecast(counts["cases"], si, h, horizon_days=ew.forecast_days,
                           n_samples=FORECAST_SAMPLES, r_mean=r_mean, r_std=r_std, seed=FORECAST_SEED,
                           admissions_history=counts["admissions"] if observed else None,

@@ -6,6 +6,7 @@ OVERVIEW_TREND = "overview-trend"
 OVERVIEW_FRESHNESS = "overview-freshness"
 OVERVIEW_ASOF = "overview-asof"
 OVERVIEW_MAP_TITLE = "overview-map-title"
+OVERVIEW_DRAWN = "overview-drawn"  # dcc.Store: fingerprints of the tiles and freshness strip shown (pages._redraw)
 REJECTED_REFRESH = "rejected-refresh"
 REJECTED_BY_REASON = "rejected-by-reason"
 REJECTED_LATEST = "rejected-latest"

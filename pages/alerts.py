@@ -173,7 +173,7 @@ def refresh_alerts(_n, kind, area, severity, state, _status, asked, drawn):
     # row survives the refresh (pages._redraw).
     (trees, prints), options, shown_page = cached_read(
         rt.store, principal, "alerts.table", (state, kind, area, severity, page, PAGE_ROWS),
-        lambda: _alert_table(kind, area, severity, state, page))
+        lambda: _alert_table(kind, area, severity, state, page), with_readings=False)
     drawn, (table,) = only_changed(drawn, trees, prints)
     # The control is set only when the page shown is not the one chosen (a filter changed, or past the end).
     return table, drawn, options, (shown_page if shown_page != asked else dash.no_update)

@@ -18,6 +18,7 @@ from dash import Input, Output, dcc, html
 from auth.policy import current_principal
 from auth.runtime import current_runtime
 from components.briefing import briefing_figures
+from components.figcache import as_dict, cached_component
 from components.kpi import kpi_tile
 from pages import _ids as ids
 from pages._secure import secure_callback
@@ -25,6 +26,7 @@ from reports.briefing_pdf import MAX_ALERT_ROWS, renderer_status
 from services.briefing import Briefing, NoBriefing, briefing_days, daily_briefing, latest_complete_day
 from services.mapdata import area_outlines
 from services.narrative import day_text
+from services.read_cache import cached_read
 
 dash.register_page(__name__, path="/briefing", title="pheoc · Daily briefing", name="Briefing", order=5)
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False}
@@ -158,6 +160,11 @@ def _outputs(b: Briefing) -> list:
     return [asof, _pdf_button(b), tiles, narrative, _level(b), _capacity(b), hot, precincts, alerts, notes]
 
 
+def _screen_figures(b: Briefing, outlines) -> dict[str, dict]:
+    """The briefing's figures for the screen, as the plain dicts Dash sends (built once per briefing)."""
+    return {name: as_dict(figure) for name, figure in briefing_figures(b, outlines).items()}
+
+
 @secure_callback("view_briefing", *(Output(i, "children") for i in OUTPUTS),
                  *(Output(i, "figure") for i, _ in GRAPHS), Input(ids.BRIEFING_DATE, "date"),
                  types={f"{ids.BRIEFING_DATE}.date": ("string", "null")})
@@ -167,11 +174,14 @@ def refresh_briefing(value):
         day = date.fromisoformat(value) if isinstance(value, str) and value else None
     except ValueError:
         day = None
+    principal = current_principal()
     try:
-        b = daily_briefing(rt.store, rt.settings, current_principal(), day)
+        # The briefing reads the feeds' freshness (ingest_log), readings' batches included.
+        b = cached_read(rt.store, principal, "briefing", (day,),
+                        lambda: daily_briefing(rt.store, rt.settings, principal, day), with_readings=True)
     except NoBriefing as exc:
         empty = {"data": [], "layout": {"paper_bgcolor": "#1a2027", "plot_bgcolor": "#1a2027"}}
         return (str(exc), "", [], html.P("No briefing for this day."), "", "", "", "", "", "",
                 *(empty for _ in GRAPHS))
-    figures = briefing_figures(b, area_outlines(rt.store))
+    figures = cached_component(_screen_figures, b, area_outlines(rt.store))
     return (*_outputs(b), *(figures[name] for _, name in GRAPHS))

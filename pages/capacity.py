@@ -122,7 +122,8 @@ def refresh_capacity(_n, sort, current_options):
     k = s.privacy.min_count
     principal = current_principal()
     view = cached_read(rt.store, principal, "capacity", (),
-                       lambda: capacity_view(rt.store, s, principal, datetime.now(timezone.utc)))
+                       lambda: capacity_view(rt.store, s, principal, datetime.now(timezone.utc)),
+                       with_readings=False)
     sort = sort if isinstance(sort, dict) else {}
     body = cached_component(_table_body, view.facilities, str(sort.get("col", DEFAULT_SORT[0])),
                             bool(sort.get("desc", True)), horizon=s.early_warning.forecast_days, min_count=k)
@@ -162,7 +163,8 @@ def refresh_facility_trend(facility_id, _n):
     horizon = rt.settings.early_warning.forecast_days
     principal, facility = current_principal(), str(facility_id or CITYWIDE)
     trend = cached_read(rt.store, principal, "capacity.facility_trend", (facility,),
-                        lambda: facility_trend(rt.store, rt.settings, principal, facility, datetime.now(timezone.utc)))
+                        lambda: facility_trend(rt.store, rt.settings, principal, facility, datetime.now(timezone.utc)),
+                        with_readings=False)
     days = trend.outlook.days_median if trend.outlook else None
     fig = cached_figure(capacity_trend_figure, trend.history, trend.band, trend.capacity, threshold, days)
     if trend.outlook is None:

@@ -114,7 +114,8 @@ def refresh_clusters(_n, measure, window, method):
     rulebook = load_zone_rulebook(s)
     principal, today = current_principal(), rt.today()
     view = cached_read(rt.store, principal, "clusters", (today, window, method),
-                       lambda: cluster_view(rt.store, s, principal, today, window, method=method))
+                       lambda: cluster_view(rt.store, s, principal, today, window, method=method),
+                       with_readings=False)
     fig = cached_figure(cluster_map_figure, view.cells, area_outlines(rt.store), view.zones, view.clusters,
                         tiers=rulebook.zone_tiers, measure=measure, min_count=s.privacy.min_count,
                         resolution=view.resolution, window_days=window, hotspots=view.hotspots)
@@ -201,15 +202,17 @@ def show_history(selected, window):
     day = view_day(rt.store, rt.today(), s.city.timezone)
     if day is None:
         return html.P("No case data yet.", className="empty")
-    history = place_history(rt.store, s, current_principal(), selected["kind"], str(selected["key"])[:64], day,
-                            window)
+    principal = current_principal()
+    kind, key = selected["kind"], str(selected["key"])[:64]
+    history = cached_read(rt.store, principal, "clusters.place_history", (kind, key, day, window),
+                          lambda: place_history(rt.store, s, principal, kind, key, day, window), with_readings=False)
     if not history.found:
         # Not the key back: a place the caller may not see is answered as one that does not exist.
         return html.P(f"No such {selected['kind']} in the data you may see.", className="empty")
-    fig = history_figure(history.daily, history.events, tiers=rulebook.zone_tiers, min_count=s.privacy.min_count,
-                         tests_estimated=history.tests_estimated)
-    summary = history_summary(history.totals, history.events, window_days=window, min_count=s.privacy.min_count,
-                              tests_estimated=history.tests_estimated)
+    fig = cached_figure(history_figure, history.daily, history.events, tiers=rulebook.zone_tiers,
+                        min_count=s.privacy.min_count, tests_estimated=history.tests_estimated)
+    summary = cached_component(history_summary, history.totals, history.events, window_days=window,
+                               min_count=s.privacy.min_count, tests_estimated=history.tests_estimated)
     return html.Div(**{"data-place": f"{history.kind}|{history.key}"}, children=[
         html.H3(history.title, className="history-title", style={"fontSize": "1.05rem", "margin": "0.2rem 0"}),
         dcc.Graph(figure=fig, config={"displaylogo": False}, style={"height": "44vh"}),

@@ -137,7 +137,7 @@ def refresh_early_warning(_n, area_id, _switched):
     principal = current_principal()
     area_id = area_id or ew.CITYWIDE
     view = cached_read(rt.store, principal, "early_warning", (str(area_id),),
-                       lambda: ew.page_view(rt.store, settings, area_id, principal))
+                       lambda: ew.page_view(rt.store, settings, area_id, principal), with_readings=False)
     now = datetime.now(timezone.utc).astimezone()
     if view.as_of is None:
         asof = "No case data yet"

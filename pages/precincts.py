@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
-from components.figcache import cached_figure
+from components.figcache import cached_component, cached_figure
 from components.precincts import COLUMNS, DEFAULT_SORT, answer_card, precinct_map_figure, precinct_panel, precinct_table
 from pages import _ids as ids
 from pages._secure import clicked_pattern_id, secure_callback
@@ -94,7 +94,8 @@ def refresh_precincts(_n, sort):
     rt = current_runtime()
     s = rt.settings
     principal = current_principal()
-    risk = cached_read(rt.store, principal, "precincts", (), lambda: precinct_risk(rt.store, s, principal))
+    risk = cached_read(rt.store, principal, "precincts", (), lambda: precinct_risk(rt.store, s, principal),
+                       with_readings=False)
     col = sort.get("col") if isinstance(sort, dict) and sort.get("col") in SORTABLE else DEFAULT_SORT[0]
     desc = bool(sort.get("desc", True)) if isinstance(sort, dict) else True
     fig = cached_figure(precinct_map_figure, area_outlines(rt.store, ("boundary", "precinct")), risk.rows, risk.tiers)
@@ -153,12 +154,14 @@ def show_precinct(selected):
     if not isinstance(selected, str) or not selected:
         return html.P("Click a precinct on the map or in the table.", className="empty")
     rt = current_runtime()
+    principal = current_principal()
     try:
-        detail = precinct_detail(rt.store, rt.settings, current_principal(), selected)
+        detail = cached_read(rt.store, principal, "precincts.detail", (selected[:64],),
+                             lambda: precinct_detail(rt.store, rt.settings, principal, selected), with_readings=False)
     except UnknownPrecinct:
         # Not the id back: a precinct the caller may not see reads as one that does not exist.
         return html.P("No such precinct among the ones you may see.", className="empty")
-    return precinct_panel(detail)
+    return cached_component(precinct_panel, detail)
 
 
 # ---- the address check ----------------------------------------------------------------------------------

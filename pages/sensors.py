@@ -133,7 +133,8 @@ def refresh_sensors(_n, list_all, drawn):
     # view and minute (services.read_cache notes their releases again when serving them, so the read audit
     # is unchanged), a wall's refreshes in between answered without building thousands of components.
     trees, prints = cached_read(rt.store, principal, "sensors.parts", (every, minute, tiles),
-                                lambda: _sensor_parts(rt, principal, every=every, now=minute, tiles=tiles))
+                                lambda: _sensor_parts(rt, principal, every=every, now=minute, tiles=tiles),
+                                with_readings=True)
     # The panels and the list hold buttons: redrawn only when their content changed, so the one a
     # keyboard user has focused stays under them between refreshes.
     drawn, parts = only_changed(drawn, trees, prints)
@@ -144,9 +145,11 @@ def _sensor_parts(rt, principal, *, every: bool, now: datetime, tiles: str | Non
     """The refresh's parts as plain JSON trees, and their fingerprints (pages._redraw.prepared)."""
     s = rt.settings
     tz = ZoneInfo(s.city.timezone)
-    view = cached_read(rt.store, principal, "sensors", (), lambda: sensors_view(rt.store, s, principal))
+    view = cached_read(rt.store, principal, "sensors", (), lambda: sensors_view(rt.store, s, principal),
+                       with_readings=True)
     incidents = cached_read(rt.store, principal, "open_incidents", (),
-                            lambda: open_incidents(rt.store, s, principal).rows) if principal.can("view_alerts") \
+                            lambda: open_incidents(rt.store, s, principal).rows, with_readings=True) \
+        if principal.can("view_alerts") \
         else None
     kinds = list(s.sensors.kinds) + sorted(set(view.rows["kind"]) - set(s.sensors.kinds))
     labels = {k: s.sensors.kinds[k].label if k in s.sensors.kinds else k for k in kinds}
@@ -219,16 +222,18 @@ def show_history(selected, _n):
             return no_update, no_update, no_update
         return ("History: choose a sensor on the map or in a list", history_figure(_empty_history(), min_count=0),
                 "")
+    principal = current_principal()
     try:
-        history = sensor_history(rt.store, s, current_principal(), sensor)
+        history = cached_read(rt.store, principal, "sensors.history", (sensor[:64],),
+                              lambda: sensor_history(rt.store, s, principal, sensor), with_readings=True)
     except UnknownSensor:
         return "History: no such sensor", history_figure(_empty_history(), min_count=0), \
             "That sensor does not exist, or is outside what you may see."
     note = f"Last {history.days} days of {history.metric} ({history.unit})"
     if len(history.battery):
         note += f" · battery {history.battery['value'].iloc[-1]:.0f} % at its latest report"
-    return (f"History: {history.name} ({history.sensor_id})", history_figure(history, min_count=s.privacy.min_count),
-            note)
+    return (f"History: {history.name} ({history.sensor_id})",
+            cached_figure(history_figure, history, min_count=s.privacy.min_count), note)
 
 
 def _empty_history():

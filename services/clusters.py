@@ -56,8 +56,11 @@ def view_day(store: Store, today: date, tz: str) -> date | None:
 
 
 def grid_of(store: Store, resolution: int) -> PopulationGrid:
+    """The cluster job's grid: its kept shares where it has run on these areas (jobs.clusters)."""
+    version = q.areas_version(store)
     return population_grid(lambda: qc.population_areas(store), resolution, q.city_population(store),
-                           f"{store.path}:{q.areas_version(store)}")
+                           f"{store.path}:{version}",
+                           stored_shares=lambda: qc.stored_area_cell_shares(store, version, resolution))
 
 
 def cases_by_cell_day(store: Store, start: date, end: date, resolution: int) -> tuple[pd.DataFrame, int]:

@@ -50,9 +50,20 @@ class OverviewData:
     tiles: tuple[Tile, ...]
     map: MapLayer
     trend: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class IngestStatus:
+    """The freshness strip under the overview: the last record and batch per feed, and what was rejected
+    (counts, reason codes and times only: nothing about anyone). Read apart from OverviewData because it
+    changes with every batch of sensor readings, which nothing else on the overview reads itself."""
     freshness: pd.DataFrame
     rejected_total: int
     rejected_by_reason: pd.DataFrame
+
+
+def ingest_status(store: Store) -> IngestStatus:
+    return IngestStatus(q.ingest_freshness(store), q.quarantine_count(store), q.quarantine_by_reason(store))
 
 
 def _tile(report: IndicatorReport, key: str, week_before: IndicatorReport | None) -> Tile:
@@ -86,18 +97,15 @@ def map_layer(store: Store, settings: Settings, principal: Principal, as_of: dat
 
 
 def overview(store: Store, settings: Settings, principal: Principal, now: datetime | None = None) -> OverviewData:
-    """Everything the overview page shows, for this principal."""
-    freshness, rejected = q.ingest_freshness(store), q.quarantine_by_reason(store)
-    total_rejected = q.quarantine_count(store)
+    """Everything the overview page shows for this principal, but the freshness strip (ingest_status)."""
     try:
         report = indicator_report(store, settings, principal, now=now)
     except NoIndicators:
         return OverviewData(None, (), MapLayer("area", pd.DataFrame(columns=["area_id", "value"]), 0),
-                            pd.DataFrame(), freshness, total_rejected, rejected)
+                            pd.DataFrame())
     week_before = previous_report(store, settings, principal, report, 7)
     tiles = tuple(_tile(report, key, week_before) for key in TILE_KEYS)
     first = q.first_counted_case_day(store) or report.day
     start = max(report.day - timedelta(days=TREND_DAYS - 1), first)
     trend = daily_view(store, settings, principal, "citywide", start, report.day)
-    return OverviewData(report.day, tiles, map_layer(store, settings, principal, report.day), trend, freshness,
-                        total_rejected, rejected)
+    return OverviewData(report.day, tiles, map_layer(store, settings, principal, report.day), trend)

@@ -6,7 +6,7 @@ changes it:
 
 * the data version (``data_version``): the jobs' latest runs (every stored figure is written by a job,
   and ``job_runs`` changes with each run that computed), what was ingested (``ingest_log``, one row per
-  committed batch, and the cases' own count, which an erasure lowers), quarantine resolutions, alerts
+  committed batch and kind, and the cases' own count, which an erasure lowers), quarantine resolutions, alerts
   raised or resolved and their acknowledgements, rulebook switches, zone decisions, and the areas and
   facilities; and, for what depends on the clock (report ages, "open now"), at most ``MAX_AGE_S`` old;
 * the principal's privacy view (``privacy_view``): role, detail level, precinct scope and permissions,
@@ -41,7 +41,10 @@ MAX_ENTRIES = 64
 # a million cases, measured with bench/pages.py's scale city).
 VERSION_SQL = """
     SELECT 1, count(*), max(epoch_us(computed_at)) FROM job_runs
-    UNION ALL SELECT 2, count(*), max(batch_id) FROM ingest_log
+    UNION ALL SELECT 2, count(*) FILTER (WHERE kind IS DISTINCT FROM 'reading'),
+                     max(batch_id) FILTER (WHERE kind IS DISTINCT FROM 'reading') FROM ingest_log
+    UNION ALL SELECT 12, count(*) FILTER (WHERE kind = 'reading'), max(batch_id) FILTER (WHERE kind = 'reading')
+              FROM ingest_log
     UNION ALL SELECT 3, count(*), 0 FROM cases
     UNION ALL SELECT 4, count(*), count(resolved_at) FROM quarantine
     UNION ALL SELECT 5, count(*), count(resolved_at) FROM alerts
@@ -55,10 +58,15 @@ VERSION_SQL = """
 _entries: BoundedCache[tuple[float, object, tuple[Release, ...]]] = BoundedCache(MAX_ENTRIES)
 
 
-def data_version(store: Store) -> tuple:
-    """A value that changes whenever the data behind the pages' read models does."""
+READINGS_PART = 12  # the row of VERSION_SQL that counts the readings' batches
+
+
+def data_version(store: Store, with_readings: bool = True) -> tuple:
+    """A value that changes whenever the data behind the pages' read models does (without the readings'
+    batches: whenever the data behind a read model that does not read readings does)."""
+    rows = sorted(store.read_rows(VERSION_SQL))  # UNION ALL keeps no order
     # The store object too: two apps of one process (tests) on one file may hold different settings.
-    return (str(store.path), id(store), *sorted(store.read_rows(VERSION_SQL)))  # UNION ALL keeps no order
+    return (str(store.path), id(store), *(r for r in rows if with_readings or r[0] != READINGS_PART))
 
 
 def privacy_view(principal: Principal) -> tuple:
@@ -67,12 +75,15 @@ def privacy_view(principal: Principal) -> tuple:
             tuple(sorted(principal.permissions)))
 
 
-def cached_read(store: Store, principal: Principal, name: str, params: Hashable, compute: Callable[[], T]) -> T:
+def cached_read(store: Store, principal: Principal, name: str, params: Hashable, compute: Callable[[], T], *,
+                with_readings: bool) -> T:
     """``compute()`` (a read model called for ``principal``), or its answer for this data version and view.
 
+    ``with_readings``: whether the read model reads the ``readings`` table or the readings' batches in
+    ``ingest_log`` itself (see the module's doc); each caller says so.
     The answer is shared between requests: callers must not modify it.
     """
-    key = (name, params, privacy_view(principal), data_version(store))
+    key = (name, params, privacy_view(principal), data_version(store, with_readings))
     now = time.monotonic()
     hit = _entries.get(key)
     if hit is not None and now - hit[0] <= MAX_AGE_S:

@@ -12,6 +12,7 @@ from datetime import date
 
 import pandas as pd
 
+from store.frames import insert_frame_in
 from store.store import Store
 
 # ---- scan inputs -------------------------------------------------------------------------------
@@ -44,6 +45,26 @@ def population_areas(store: Store) -> pd.DataFrame:
     """area_id, name, kind, population, geometry of the areas that carry the city's population."""
     return store.read("""SELECT area_id, name, kind, population, geometry FROM populated_areas
                          WHERE population IS NOT NULL ORDER BY area_id""")
+
+
+def stored_area_cell_shares(store: Store, areas_version: str, resolution: int) -> pd.DataFrame:
+    """area_id, h3_cell, share as the cluster job kept them for these areas (empty if it has not)."""
+    return store.read("""SELECT area_id, h3_cell, share FROM area_cell_shares
+                         WHERE areas_version = ? AND resolution = ? ORDER BY area_id, h3_cell""",
+                      [areas_version, resolution])
+
+
+def keep_area_cell_shares(store: Store, areas_version: str, resolution: int, shares: pd.DataFrame) -> None:
+    """Make ``shares`` (area_id, h3_cell, share) the kept shares of this grid resolution."""
+    rows = shares.assign(areas_version=areas_version, resolution=resolution)
+
+    def write(con) -> None:
+        con.execute("DELETE FROM area_cell_shares WHERE resolution = ?", [resolution])
+        insert_frame_in(con, "area_cell_shares", rows, SHARE_COLUMNS)
+    store.submit(write).result()
+
+
+SHARE_COLUMNS = ("areas_version", "resolution", "area_id", "h3_cell", "share")
 
 
 # ---- runs and clusters -------------------------------------------------------------------------

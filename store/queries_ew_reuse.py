@@ -11,6 +11,7 @@ from datetime import date
 
 import pandas as pd
 
+from store.frames import replace_table_in
 from store.queries_forecast import SKILL_COLUMNS
 from store.store import Store
 
@@ -49,15 +50,8 @@ def series_alarm_digests(store: Store) -> list[tuple]:
 
 def replace_series_alarms_in(con, frame: pd.DataFrame) -> None:
     """Make ``frame`` (SERIES_ALARM_COLUMNS) the digests of the detectors' last run, all series at once."""
-    con.execute("DELETE FROM ew_series_alarms")
-    if frame.empty:
-        return
-    con.register("ew_series_alarms_in", frame[list(SERIES_ALARM_COLUMNS)])
-    try:
-        con.execute("""INSERT INTO ew_series_alarms SELECT series, area_id, input_digest, CAST(open_since AS DATE),
-                              CAST(open_last AS DATE) FROM ew_series_alarms_in""")
-    finally:
-        con.unregister("ew_series_alarms_in")
+    replace_table_in(con, "ew_series_alarms", frame, SERIES_ALARM_COLUMNS,
+                     "series, area_id, input_digest, CAST(open_since AS DATE), CAST(open_last AS DATE)")
 
 
 def active_alarm_rows(store: Store) -> list[tuple]:

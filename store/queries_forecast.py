@@ -6,6 +6,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from store.frames import insert_frame_in
 from store.store import Store
 
 SKILL_COLUMNS = ("as_of", "area_id", "method", "horizon", "origins", "mae", "mae_naive", "skill", "wis",
@@ -25,13 +26,8 @@ def replace_skills_in(con, as_of: date, scores_by_area: dict[str, pd.DataFrame |
     rows["as_of"] = as_of
     rows["area_id"] = np.repeat(np.array([area_id for area_id, _ in kept], dtype=object),
                                 [len(scores) for _, scores in kept])
-    con.register("ew_skill_in", rows[list(SKILL_COLUMNS)])
-    try:
-        con.execute(f"INSERT INTO ew_forecast_skill ({', '.join(SKILL_COLUMNS)}) "
-                    f"SELECT CAST(as_of AS DATE), area_id, method, horizon, origins, mae, mae_naive, skill, wis, "
-                    f"coverage_50, coverage_90 FROM ew_skill_in")
-    finally:
-        con.unregister("ew_skill_in")
+    insert_frame_in(con, "ew_forecast_skill", rows, SKILL_COLUMNS,
+                    "CAST(as_of AS DATE), " + ", ".join(SKILL_COLUMNS[1:]))
 
 
 def forecast_skill(store: Store, as_of: date, area_id: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from store.frames import replace_table_in
 from store.queries_access import append_audit_in
 from store.store import Store
 
@@ -122,14 +123,7 @@ def citywide_daily_cases(store: Store, start, end) -> pd.DataFrame:
 
 # ---- the jobs' writes -----------------------------------------------------------------------------------
 def replace_states_in(con, states: pd.DataFrame) -> None:
-    con.execute("DELETE FROM sensor_states")
-    if states.empty:
-        return
-    con.register("sensor_states_in", states[list(STATE_COLUMNS)])
-    try:
-        con.execute(f"INSERT INTO sensor_states SELECT {', '.join(STATE_COLUMNS)} FROM sensor_states_in")
-    finally:
-        con.unregister("sensor_states_in")
+    replace_table_in(con, "sensor_states", states, STATE_COLUMNS)
 
 
 def raise_incidents_in(con, presses: pd.DataFrame, titles: Sequence[str], details: Sequence[str],
@@ -154,13 +148,9 @@ def raise_incidents_in(con, presses: pd.DataFrame, titles: Sequence[str], detail
     return raised
 
 
+LEAD_COLUMNS = ("series", "as_of", "lag_days", "correlation", "days_used", "window_days", "computed_at",
+                "method_version")
+
+
 def replace_leads_in(con, rows: pd.DataFrame) -> None:
-    con.execute("DELETE FROM sensor_leads")
-    if rows.empty:
-        return
-    cols = ("series", "as_of", "lag_days", "correlation", "days_used", "window_days", "computed_at", "method_version")
-    con.register("sensor_leads_in", rows[list(cols)])
-    try:
-        con.execute(f"INSERT INTO sensor_leads SELECT {', '.join(cols)} FROM sensor_leads_in")
-    finally:
-        con.unregister("sensor_leads_in")
+    replace_table_in(con, "sensor_leads", rows, LEAD_COLUMNS)

@@ -53,7 +53,8 @@ def test_every_map_draws_the_context_layers(demo_city, tmp_path):
         client = app.server.test_client()
         sign_in_client(client, "op")
         body = {"output": next(k for k in app.callback_map if "overview-map.figure" in k), "outputs": [],
-                "inputs": [{"id": "overview-refresh", "property": "n_intervals", "value": 1}], "state": [],
+                "inputs": [{"id": "overview-refresh", "property": "n_intervals", "value": 1}],
+                "state": [{"id": "overview-drawn", "property": "data", "value": None}],
                 "changedPropIds": ["overview-refresh.n_intervals"]}
         body["outputs"] = [dict(zip(("id", "property"), o.split("."))) for o in body["output"].strip(".").split("...")]
         response = client.post("/_dash-update-component", json=body)
@@ -112,7 +113,8 @@ def test_pheoc_serves_its_own_tiles_and_the_maps_draw_on_them(demo_city, tmp_pat
         assert "img-src 'self' data: blob:;" in csp  # nothing outside this origin
         sign_in_client(client, "op")
         body = {"output": next(k for k in app.callback_map if "overview-map.figure" in k),
-                "inputs": [{"id": "overview-refresh", "property": "n_intervals", "value": 1}], "state": [],
+                "inputs": [{"id": "overview-refresh", "property": "n_intervals", "value": 1}],
+                "state": [{"id": "overview-drawn", "property": "data", "value": None}],
                 "changedPropIds": ["overview-refresh.n_intervals"]}
         body["outputs"] = [dict(zip(("id", "property"), o.split("."))) for o in body["output"].strip(".").split("...")]
         figure = json.loads(client.post("/_dash-update-component", json=body).get_data(as_text=True))

@@ -176,6 +176,46 @@ def test_rerunning_the_same_day_changes_nothing(tmp_path, settings):
         assert [e[1:4] for e in after["zone_events"]] == [e[1:4] for e in before["zone_events"]]
 
 
+def test_after_a_restart_the_grid_is_read_back_not_spread_again(tmp_path, settings, monkeypatch):
+    """The areas' shares of the grid are kept with the areas' version; a new process (the in-memory grid
+    gone) reads them back, gets the very same grid, and the day's results are unchanged."""
+    import geo.grid as grid_module
+    from store import queries as q
+    from store import queries_clusters as qc
+
+    with Store(tmp_path / "c.duckdb") as store:
+        build_city(store, AS_OF, AS_OF)
+        job.run(store, settings, AS_OF)
+        before = snapshot(store)
+        spread = grid_module._grids[next(iter(grid_module._grids))]
+        version = q.areas_version(store)
+        kept = qc.stored_area_cell_shares(store, version, settings.clusters.resolution)
+        assert len(kept) == len(spread.shares) and set(kept["area_id"]) == {"A1"}
+
+        grid_module._grids.clear()  # a restart
+        def no_spreading(*_a, **_k):
+            raise AssertionError("the areas were spread onto the grid again")
+        monkeypatch.setattr(grid_module, "areas_to_cell_population", no_spreading)
+        assert job.run(store, settings, AS_OF)["status"] == "unchanged"
+        read_back = grid_module._grids[next(iter(grid_module._grids))]
+        pd.testing.assert_series_equal(read_back.population, spread.population, check_exact=True)
+        pd.testing.assert_frame_equal(read_back.shares, spread.shares, check_exact=True)
+        assert snapshot(store) == before
+
+        # A new area is a new version: spread again (and kept for that version only).
+        monkeypatch.undo()
+        ctx = ValidationContext(now=datetime(2027, 1, 1, tzinfo=timezone.utc), check_registries=False)
+        batch = BatchBuilder("areas", "file")
+        assert batch.add("area", {"area_id": "A2", "name": "Square again", "kind": "community",
+                                  "population": POPULATION, "geometry": _square()}, b"area2", ctx)
+        store.write_batch(batch.build()).result()
+        job.run(store, settings, AS_OF)
+        assert q.areas_version(store) != version
+        assert qc.stored_area_cell_shares(store, version, settings.clusters.resolution).empty
+        assert set(qc.stored_area_cell_shares(store, q.areas_version(store), settings.clusters.resolution)
+                   ["area_id"]) == {"A1", "A2"}
+
+
 def test_zone_history_is_kept_and_lifted_at_the_review(tmp_path, settings):
     with Store(tmp_path / "c.duckdb") as store:
         build_city(store, AS_OF + timedelta(days=20), plant_until=AS_OF)

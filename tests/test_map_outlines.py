@@ -49,6 +49,22 @@ def test_merged_outlines_cover_exactly_the_cells_and_leave_holes_empty():
     assert cells_to_fill_rings_lnglat([]) == []
 
 
+def test_a_cut_that_misses_its_hole_falls_back_to_triangles(monkeypatch):
+    """Should the north-south cut ever leave a part with its hole, the fill is the polygon's triangles:
+    the same area, no part with a hole, the hole still empty."""
+    import geo.outlines as outlines
+    square = [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)]
+    hole = [(1.0, 1.0), (1.0, 3.0), (3.0, 3.0), (3.0, 1.0), (1.0, 1.0)]
+    polygon = Polygon(square, [hole])
+    monkeypatch.setattr(outlines, "split", lambda geom, _lines: geom)  # a cut that cuts nothing
+    rings = outlines._without_holes(polygon)
+    parts = [Polygon(r) for r in rings]
+    assert len(parts) > 1 and all(p.is_valid and not p.interiors for p in parts)
+    assert unary_union(parts).symmetric_difference(polygon).area < 1e-9
+    assert abs(sum(p.area for p in parts) - polygon.area) < 1e-9  # no triangle over another
+    assert not any(p.contains(Point(2.0, 2.0)) for p in parts), "the hole was filled"
+
+
 def _numbers(spec) -> np.ndarray:
     """A coordinate array as sent: a plotly.js typed-array spec, or a list."""
     if isinstance(spec, dict):
