@@ -548,14 +548,15 @@ def _least_counts_above(expected: NDArray[np.float64], total: int, min_cases: in
     lo = np.maximum(np.floor(expected) + 1, max(min_cases, 1))
     lo = np.minimum(lo, total + 1)  # an expected count at the total leaves no excess to find
 
-    def beats(c: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def exceeds(c: NDArray[np.float64], mu_c: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Whether count ``c`` beats the floor at expected ``mu_c`` (a count above the total never does)."""
         out = np.zeros(c.shape, dtype=bool)
         inside = c <= total
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[inside] = _excess_llr(c[inside], expected[inside], total) > floor
+            out[inside] = _excess_llr(c[inside], mu_c[inside], total) > floor
         return out
 
-    least = np.where(beats(lo), lo, np.nan)
+    least = np.where(exceeds(lo, expected), lo, np.nan)
     # Where lo does not beat the floor, the answer is found from the Poisson approximation's: the exact LLR
     # is the Poisson one, c log(c / mu) - (c - mu), plus the outside term's remainder (c - mu)^2 / 2(C - mu)
     # + ... >= 0, so the exact least count is at most the Poisson one, and with C in the thousands or more
@@ -569,13 +570,6 @@ def _least_counts_above(expected: NDArray[np.float64], total: int, min_cases: in
     mu = expected.ravel()[todo]
     low = lo.ravel()[todo]
     never = float(total + 1)
-
-    def exceeds(c: NDArray[np.float64], mu_c: NDArray[np.float64]) -> NDArray[np.bool_]:
-        out = np.zeros(c.shape, dtype=bool)
-        inside = c <= total
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[inside] = _excess_llr(c[inside], mu_c[inside], total) > floor
-        return out
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         high = np.minimum(np.ceil(_poisson_least_count(mu, floor)), never)

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 import duckdb  # noqa: E402  (the unindexed twin is written directly: it is no store table)
 
 from store import Store  # noqa: E402
+from store.schema import DDL  # noqa: E402
 from store.row_hash import with_reading_hashes  # noqa: E402
 from store.store import IngestBatch  # noqa: E402
 
@@ -74,12 +75,17 @@ def load_store(path: Path, blocks: list[pa.Table]) -> list[float]:
     return times
 
 
+def unindexed_readings_ddl() -> str:
+    """The store's own readings table (store.schema), but for its primary key."""
+    ddl = next(d for d in DDL if "TABLE IF NOT EXISTS readings (" in d)
+    key = ", PRIMARY KEY (sensor_id, seq)"
+    assert key in ddl, "the readings table's key changed: update this bench"
+    return ddl.replace(key, "")
+
+
 def load_unindexed(path: Path, blocks: list[pa.Table]) -> list[float]:
     con = duckdb.connect(str(path))
-    con.execute("""CREATE TABLE readings (
-        sensor_id VARCHAR NOT NULL, seq BIGINT NOT NULL, ts TIMESTAMPTZ NOT NULL, metric VARCHAR NOT NULL,
-        value DOUBLE NOT NULL, unit VARCHAR, source VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
-        ingested_at TIMESTAMPTZ NOT NULL)""")
+    con.execute(unindexed_readings_ddl())
     times = []
     for b in blocks:
         t0 = time.perf_counter()
