@@ -49,8 +49,11 @@ $(AXE_JS): | venv
 
 axe-core: $(AXE_JS)
 
+# Two workers (pytest-xdist), each test file on one of them: a file's module fixtures (servers, cities) are
+# built once. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
 test: venv system-deps $(AXE_JS)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

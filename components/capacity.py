@@ -17,7 +17,7 @@ from dash import html
 
 from components.basemap import rings_xy
 from components.text import plotly_text
-from components.theme import MUTED, OKABE_ITO, STATUS_COLOURS, TEXT, base_layout
+from components.theme import MUTED, OKABE_ITO, STATUS_COLOURS, STATUS_TEXT_COLOURS, TEXT, base_layout
 from analytics.catalog import COUNT
 from services.formatting import display_value
 
@@ -119,7 +119,7 @@ def facility_table_rows(rows: pd.DataFrame, *, horizon: int, min_count: int) -> 
                                 "Location.", colSpan=len(FACILITY_COLUMNS), className="empty"))]
     out = []
     for r in rows.to_dict("records"):
-        colour = STATUS_COLOURS.get(r["status"], STATUS_COLOURS["neutral"])
+        colour = STATUS_TEXT_COLOURS.get(r["status"], STATUS_TEXT_COLOURS["neutral"])
         stale = bool(r["stale"])
         out.append(html.Tr(className="stale" if stale else "", **{"data-facility": r["facility_id"]}, children=[
             html.Td([html.Div(r["name"]), html.Div(r["kind"].replace("_", " "), style={"color": MUTED,
@@ -297,20 +297,22 @@ def supplies_table(rows: pd.DataFrame, warn_days: float, max_rows: int = SUPPLY_
                                className="empty"))
     body = []
     for r in rows.head(max_rows).to_dict("records"):
-        colour = STATUS_COLOURS.get(r["status"], STATUS_COLOURS["neutral"])
+        colour = STATUS_TEXT_COLOURS.get(r["status"], STATUS_TEXT_COLOURS["neutral"])
         doh = _num(r["days_on_hand"])
         unit = f" {r['unit']}" if isinstance(r.get("unit"), str) else ""
         body.append(html.Tr(className=f"supply-{r['status']}", **{"data-item": f"{r['facility_id']}:{r['item']}"},
                             children=[
             html.Td(r["name"]), html.Td(r["item"]), html.Td(f"{r['stock']:,.0f}{unit}"),
             html.Td("–" if _num(r["daily_use"]) is None else f"{r['daily_use']:,.0f}/d"),
-            html.Td("no use reported" if doh is None else f"{doh:,.1f} d",
-                    style={"color": colour, "fontWeight": 700}),
-            html.Td(_badge(SUPPLY_BADGES[r["status"]], colour) if r["status"] in SUPPLY_BADGES else "",
+            # The badge sits beside the figure it qualifies: a column of its own made the table wider than
+            # its panel on a laptop (1366 px) once an item ran low.
+            html.Td([html.Span("no use reported" if doh is None else f"{doh:,.1f} d",
+                               style={"color": colour, "fontWeight": 700}),
+                     *([" ", _badge(SUPPLY_BADGES[r["status"]], colour)] if r["status"] in SUPPLY_BADGES else [])],
                     title=f"warning below {warn_days:g} days on hand"),
             html.Td(age_text(r["report_age_h"]) + (" (stale)" if r["stale"] else "")),
         ]))
-    table = _table(["Facility", "Item", "Stock", "Use", "Days on hand", "", "Reported"], body, "supplies")
+    table = _table(["Facility", "Item", "Stock", "Use", "Days on hand", "Reported"], body, "supplies")
     rest = rows.iloc[max_rows:]
     if rest.empty:
         return html.Div(table)

@@ -25,7 +25,7 @@ from components.charts import count_hover
 from components.figdict import figure
 from components.kpi import indicator_attributes
 from components.text import plotly_text
-from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, TEXT, base_layout
+from components.theme import MUTED, OKABE_ITO, PANEL, STATUS_COLOURS, STATUS_TEXT_COLOURS, TEXT, base_layout
 
 if TYPE_CHECKING:  # types only: components do not depend on services at run time
     from services.early_warning import CapacityView, IndicatorGauge
@@ -332,7 +332,7 @@ def capacity_tile(capacity: CapacityView | None, red_days: int) -> html.Div:
     return html.Div([
         html.Div(blocks, className="kpi-row"),
         html.Div(verdict, id="ew-capacity-verdict",
-                 style={"color": STATUS_COLOURS["bad"] if capacity.trigger else MUTED, "fontWeight": 700,
+                 style={"color": STATUS_TEXT_COLOURS["bad"] if capacity.trigger else MUTED, "fontWeight": 700,
                         "marginTop": "0.3rem"}),
         html.Div(f"New York State, December 2020: a region {red_days} days from {capacity.threshold:.0%} of "
                  "hospital capacity at its current growth goes red.", className="kpi-detail"),

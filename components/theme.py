@@ -11,6 +11,10 @@ OKABE_ITO = {
 }
 STATUS_COLOURS = {"ok": OKABE_ITO["green"], "warn": OKABE_ITO["orange"], "bad": OKABE_ITO["vermillion"],
                   "neutral": "#BBBBBB"}
+# The same statuses as text on a panel (#1a2027): Okabe-Ito vermillion reads at only 4.2:1 there (WCAG 1.4.3
+# asks 4.5:1), this lighter one at 7.0:1; green is 4.8:1 and orange 7.3:1 as they are. Fills and markers keep
+# STATUS_COLOURS; the word or figure beside the colour says the status either way.
+STATUS_TEXT_COLOURS = {**STATUS_COLOURS, "bad": "#FF8A4C"}
 # viridis sampled at 6 steps, low -> high
 SEQUENTIAL = ("#440154", "#414487", "#2A788E", "#22A884", "#7AD151", "#FDE725")
 BACKGROUND = "#101418"

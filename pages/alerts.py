@@ -19,6 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
+from components.theme import OKABE_ITO, STATUS_TEXT_COLOURS
 from pages import _ids as ids
 from pages._redraw import only_changed, prepared
 from pages._secure import clicked_pattern_id, secure_callback
@@ -34,9 +35,9 @@ REFRESH_S = 10
 # the rest. Each row is a dozen components with a note field and buttons: 200 of them were 420 KB and most of
 # a second per refresh at the 1M-person bench city, more than a wall shows without scrolling.
 PAGE_ROWS = 50
-# Severity as coloured text on the panel: a lighter vermillion than the Okabe-Ito #D55E00, which reads at only
-# 4.2:1 there (WCAG 1.4.3 asks 4.5:1); the word itself says the severity.
-SEVERITY_COLOURS = {"critical": "#FF8A4C", "warning": "#E69F00", "info": "#56B4E9"}
+# Severity as coloured text on the panel (theme.STATUS_TEXT_COLOURS: readable there); the word itself says it.
+SEVERITY_COLOURS = {"critical": STATUS_TEXT_COLOURS["bad"], "warning": STATUS_TEXT_COLOURS["warn"],
+                    "info": OKABE_ITO["sky"]}
 BUTTON = {"background": "#101418", "color": "#e8eaed", "border": "1px solid #3a444f", "padding": "0.2rem 0.6rem",
           "cursor": "pointer", "marginRight": "0.4rem", "fontSize": "0.95rem"}
 DROPDOWN = {"color": "#101418", "fontSize": "1rem", "minWidth": "12rem"}
@@ -276,7 +277,7 @@ def _warning_block(r: dict, principal, settings) -> html.Div:
         failed = [d for d in r["deliveries"] if d["state"] == "failed" or d["last_error"]]
         for d in failed:
             lines.append(html.Div(f"Delivery to {d['recipient']} over {d['channel']}: {d['state']}, "
-                                  f"{d['attempts']} attempt(s): {d['last_error']}", style={"color": "#D55E00"}))
+                                  f"{d['attempts']} attempt(s): {d['last_error']}", style={"color": STATUS_TEXT_COLOURS["bad"]}))
     else:
         lines.append(html.Div(f"Rejected by {r['decided_by']} {_when(r['decided_at'])}", className="kpi-detail"))
     return html.Div(className="warning", style={"borderBottom": "1px solid #2a323b", "padding": "0.3rem 0"},
@@ -303,7 +304,7 @@ def refresh_warnings(_n, _composed, _decided, _acknowledged, drawn):
     health = warn.channel_health(rt.store, principal)
     channels = [html.Div(className=f"channel channel-{'ok' if c['ok'] else 'failing'}",
                          **{"data-channel": name, "data-ok": str(c["ok"]).lower()},
-                         style={"color": "#009E73" if c["ok"] else "#D55E00"},
+                         style={"color": STATUS_TEXT_COLOURS["ok" if c["ok"] else "bad"]},
                          children=f"{name}: {'ok' if c['ok'] else 'FAILING'} · {c['delivered']} delivered, "
                                   f"{c['pending']} pending, {c['failed']} failed"
                                   + (f" · last error: {c['last_error']}" if c["last_error"] and not c["ok"] else ""))

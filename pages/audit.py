@@ -10,6 +10,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from auth.policy import current_principal
 from auth.runtime import current_runtime
+from components.theme import STATUS_TEXT_COLOURS
 from pages import _ids as ids
 from pages._secure import secure_callback
 from services.audit import audit_view, check_chain
@@ -91,5 +92,5 @@ def run_chain_check(_clicks):
         return html.Span(f"Chain OK: {report.records:,} records, head {report.head[0] if report.head else 0}",
                          style={"color": "#009E73", "fontWeight": 700}, **{"data-chain": "ok"})
     return html.Div([html.Span(f"Chain FAILED ({len(report.problems)} problems)",
-                               style={"color": "#D55E00", "fontWeight": 700}, **{"data-chain": "failed"}),
+                               style={"color": STATUS_TEXT_COLOURS["bad"], "fontWeight": 700}, **{"data-chain": "failed"}),
                      html.Ul([html.Li(p) for p in report.problems[:20]])])

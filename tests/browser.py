@@ -156,6 +156,16 @@ def api_json(driver, path: str) -> dict:
         ".catch(e => done({error: String(e)}));", path)
 
 
+def text_of(driver, css: str) -> str | None:
+    """The innerText of the first element matching ``css``, found and read in one script call.
+
+    Elements inside a redrawn container (tiles, table rows, sortable headings) can be replaced between
+    a find_element and its .text; one call cannot be split that way.
+    """
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                                 css)
+
+
 def page_indicators(driver) -> dict[str, tuple[str, str]]:
     """{key: (data-value, printed text)} of every element on the page carrying data-indicator."""
     return driver.execute_script(

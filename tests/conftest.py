@@ -103,6 +103,18 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(autouse=True)
+def _browser_left_on_a_blank_page(request):
+    """After a test that drove the shared browser, leave it on about:blank.
+
+    A page left open keeps refreshing (every second on the test servers): its server and Chromium go on
+    computing through every later test, and once that server has stopped, each refresh logs a refused
+    connection that the next test would read as its own console error."""
+    yield
+    if "browser" in request.fixturenames:
+        request.getfixturevalue("browser").get("about:blank")
+
+
 # The shared browser signed in to served_demo (defined beside the other sign-in helpers).
 from tests.auth_helpers import signed_in_browser  # noqa: E402,F401
 # The wall server of the sensors, panic, kiosk, accessibility and layout browser tests (one per session).

@@ -8,7 +8,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 
 from tests.auth_helpers import BROWSER_USER
-from tests.browser import api_json, console_errors, patient_wait
+from tests.browser import api_json, console_errors, patient_wait, text_of
 from tests.test_cap import xsd  # noqa: F401  (the CAP 1.2 schema, a fixture)
 from tests.test_one_picture_browser import wait_for_jobs
 
@@ -53,7 +53,7 @@ def test_alerts_page_acknowledges_and_approves(served_demo, signed_in_browser, x
     patient_wait(browser, 30).until(acknowledge)
     patient_wait(browser, 30).until(lambda d: "acknowledged by" in d.find_element(
         By.CSS_SELECTOR, f"#alerts-inbox tr[data-alert='{alert_id}'] .alert-state").text)
-    state = browser.find_element(By.CSS_SELECTOR, f"#alerts-inbox tr[data-alert='{alert_id}'] .alert-state").text
+    state = text_of(browser, f"#alerts-inbox tr[data-alert='{alert_id}'] .alert-state")
     assert BROWSER_USER in state and "checked with the district office" in state
     listed = api_json(browser, "/api/v1/alerts?state=all")
     assert "alerts" in listed, listed

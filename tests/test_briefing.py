@@ -300,10 +300,14 @@ def test_the_scheduled_briefing_is_sent_to_its_recipients_once(city, monkeypatch
     warnings = settings.warnings.model_dump()
     warnings["recipients"] = [*warnings["recipients"], mayor]
     sending = settings.with_overrides(warnings=warnings, briefing={
-        **settings.briefing.model_dump(), "outbox": folder / "outbox-sent", "recipients": ["mayors-office"]})
+        **settings.briefing.model_dump(), "time": "07:00", "outbox": folder / "outbox-sent",
+        "recipients": ["mayors-office"]})
+    # After the configured time of the fixture's day, whatever the clock says (before 07:00 local nothing is due).
+    from zoneinfo import ZoneInfo
+    on_time = datetime.combine(today, datetime.min.time(), ZoneInfo(settings.city.timezone)).replace(hour=7, minute=1)
     worker = DeliveryWorker(store, sending, senders(sending)).start()
     try:
-        written = BriefingOutbox(store, sending).run_once()
+        written = BriefingOutbox(store, sending).run_once(on_time.astimezone(timezone.utc))
         assert written is not None and "error" not in written, written
         wait_for(lambda: list(qw.deliveries(store, "briefing")["state"]) == ["delivered"],
                  message="the briefing's delivery")
@@ -314,7 +318,7 @@ def test_the_scheduled_briefing_is_sent_to_its_recipients_once(city, monkeypatch
         assert hmac.compare_digest(request["headers"][SIGNATURE_HEADER],
                                    "sha256=" + hmac.new(WEBHOOK_KEY.encode(), signed, hashlib.sha256).hexdigest())
         (folder / "outbox-sent" / f"{written['day']}.json").unlink()  # the day is written again ...
-        assert BriefingOutbox(store, sending).run_once() is not None
+        assert BriefingOutbox(store, sending).run_once(on_time.astimezone(timezone.utc)) is not None
         time.sleep(0.5)
         assert len(peer.requests) == 1  # ... and not sent again
     finally:

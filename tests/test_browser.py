@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser import console_errors, external, patient_wait, requested_urls
+from tests.browser import console_errors, external, patient_wait, requested_urls, text_of
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,11 +32,12 @@ def _wait_for_overview(driver):
 
 
 def _kpi(driver, key):
-    return driver.find_element(By.CSS_SELECTOR, f"[data-indicator='{key}'] .kpi-value").text
+    return text_of(driver, f"[data-indicator='{key}'] .kpi-value")
 
 
 def test_overview_renders_offline_and_matches_the_store(server, browser):
     proc, folder, dsettings = server
+    console_errors(browser)  # start the log afresh
     browser.get(proc.url + "/")
     _wait_for_overview(browser)
     time.sleep(1.5)  # let a refresh or two run

@@ -21,7 +21,9 @@ from components.capacity import (
     supplies_table,
 )
 from tests.auth_helpers import sign_in_browser
-from tests.browser import api_json, city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy
+from tests.browser import (
+    api_json, city_of, console_errors, external, patient_wait, requested_urls, serve_database_copy, text_of,
+)
 from tests.conftest import ROOT, shared_data
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -146,8 +148,8 @@ def test_capacity_page_in_the_browser(demo_server, browser):
 
     # The tiles are the API's figures, and the table lists the API's facilities.
     api = api_json(browser, "/api/v1/indicators")["indicators"]
-    shown = browser.find_element(By.CSS_SELECTOR, "[data-indicator='bed_occupancy'] .kpi-value").text
-    assert shown == api["bed_occupancy"]["display"]
+    # Read in one script call: the tiles are redrawn on every refresh (a found element may go stale).
+    assert text_of(browser, "[data-indicator='bed_occupancy'] .kpi-value") == api["bed_occupancy"]["display"]
     facilities = api_json(browser, "/api/v1/capacity")["facilities"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#capacity-table-body tr[data-facility]")
     assert len(rows) == len(facilities) > 0
@@ -160,7 +162,7 @@ def test_capacity_page_in_the_browser(demo_server, browser):
     assert len(ascending) >= 2 and ascending[0] < ascending[-1]
     _click_sort(browser, "free_beds", expect_ascending=False)
     _click_sort(browser, "report_age_h", expect_ascending=False)
-    assert "▼" in browser.find_element(By.CSS_SELECTOR, "button[id*='\"col\":\"report_age_h\"']").text
+    assert "▼" in text_of(browser, "button[id*='\"col\":\"report_age_h\"']")
 
     # Map: one marker per bed-holding facility, plus the potential sites.
     points = browser.find_elements(By.CSS_SELECTOR, "#capacity-map .scatterlayer .trace .points path")
